@@ -1,0 +1,68 @@
+"""Shared fixtures: every storage test runs on a real SQLite file and a real PostgreSQL server.
+
+PostgreSQL comes from CREDIT_DRIFT_TEST_POSTGRES_URL (default: the local server with trust auth).
+Each test gets its own PostgreSQL schema (dropped afterwards), selected through the connection's
+search_path, so tests never see each other's rows. When the server is unreachable the PostgreSQL
+variants are skipped on a developer machine, and FAIL when CI=true: CI must never go green
+without having run the database tests.
+"""
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("CREDIT_DRIFT_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+def _postgres_unreachable_reason() -> str | None:
+    try:
+        engine = sa.create_engine(postgres_base_url(), connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot run the PG tests"
+        return f"PostgreSQL at {postgres_base_url()} unreachable: {exc.__class__.__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    reason = _postgres_unreachable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: database tests must run, not skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url(postgres_available) -> str:
+    """A URL whose search_path is a fresh, empty schema; dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_base_url())
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_base_url() else "?"
+    yield f"{postgres_base_url()}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'credit_drift.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request) -> str:
+    """Parametrizes a test over both databases."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("postgres_url")
