@@ -156,7 +156,9 @@ class FeatureSchema:
         for j, f in enumerate(self.features):
             col = frame[f.name]
             if f.kind == "numeric":
-                matrix[:, j] = pd.to_numeric(col, errors="raise").to_numpy(np.float64, na_value=np.nan)
+                matrix[:, j] = pd.to_numeric(col, errors="raise").to_numpy(
+                    np.float64, na_value=np.nan
+                )
             else:
                 text = col.map(lambda v: None if _is_missing(v) else _category_text(v))
                 cat_cols[f.name] = text

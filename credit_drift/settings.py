@@ -21,24 +21,91 @@ class EnvVar:
 
 
 ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar("CREDIT_DRIFT_HOME", ".credit-drift", "State directory: SQLite database, reports, plots, DAGSTER_HOME of the demo."),
-    EnvVar("DATABASE_URL", "sqlite:///$CREDIT_DRIFT_HOME/credit_drift.db", "SQLAlchemy URL of the prediction log. PostgreSQL: postgresql+psycopg2://user@host:5432/db"),
-    EnvVar("CREDIT_DRIFT_DATA_DIR", "data", "Where generate-data writes train.parquet and pool.parquet."),
-    EnvVar("CREDIT_DRIFT_ARTIFACTS_DIR", "artifacts", "Where train writes the model, feature list, threshold and metrics."),
-    EnvVar("CREDIT_DRIFT_TRAINING_DATA", "$CREDIT_DRIFT_DATA_DIR/train.parquet", "Training set (CSV or Parquet) used by train and by the reference profile."),
+    EnvVar(
+        "CREDIT_DRIFT_HOME",
+        ".credit-drift",
+        "State directory: SQLite database, reports, plots, DAGSTER_HOME of the demo.",
+    ),
+    EnvVar(
+        "DATABASE_URL",
+        "sqlite:///$CREDIT_DRIFT_HOME/credit_drift.db",
+        "SQLAlchemy URL of the prediction log. PostgreSQL: postgresql+psycopg2://user@host:5432/db",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_DATA_DIR",
+        "data",
+        "Where generate-data writes train.parquet and pool.parquet.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_ARTIFACTS_DIR",
+        "artifacts",
+        "Where train writes the model, feature list, threshold and metrics.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_TRAINING_DATA",
+        "$CREDIT_DRIFT_DATA_DIR/train.parquet",
+        "Training set (CSV or Parquet) used by train and by the reference profile.",
+    ),
     EnvVar("CREDIT_DRIFT_TARGET_COLUMN", "TARGET", "Binary target column of the training set."),
-    EnvVar("CREDIT_DRIFT_ID_COLUMN", "SK_ID_CURR", "Id column of the training set (not a feature)."),
-    EnvVar("CREDIT_DRIFT_CATEGORICAL_COLUMNS", "", "Comma-separated columns to treat as categorical (string columns must be listed)."),
+    EnvVar(
+        "CREDIT_DRIFT_ID_COLUMN", "SK_ID_CURR", "Id column of the training set (not a feature)."
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_CATEGORICAL_COLUMNS",
+        "",
+        "Comma-separated columns to treat as categorical (string columns must be listed).",
+    ),
     EnvVar("CREDIT_DRIFT_COST_FN", "10", "Business cost of a missed default (false negative)."),
-    EnvVar("CREDIT_DRIFT_COST_FP", "1", "Business cost of wrongly refusing a good client (false positive)."),
-    EnvVar("CREDIT_DRIFT_REPORTS_DIR", "$CREDIT_DRIFT_HOME/reports", "Evidently HTML reports and plots, one folder per day."),
-    EnvVar("CREDIT_DRIFT_PARTITIONS_START", "2026-11-01", "First day (UTC) of the daily partitions."),
-    EnvVar("CREDIT_DRIFT_WARNING_SHARE", "0.10", "Drifted-feature share at or above which a window is WARNING."),
-    EnvVar("CREDIT_DRIFT_ALERT_SHARE", "0.30", "Drifted-feature share above which a window is ALERT."),
-    EnvVar("CREDIT_DRIFT_MIN_WINDOW_ROWS", "30", "Fewer rows than this and the window check fails (too few for a meaningful test)."),
-    EnvVar("CREDIT_DRIFT_API_KEY", "", "When set, /predict endpoints require it (Bearer or X-API-Key)."),
-    EnvVar("CREDIT_DRIFT_ALLOW_REPLAY", "0", "1 lets /predict accept an event_time (replay of historical traffic). Never in production."),
-    EnvVar("CREDIT_DRIFT_ALERT_WEBHOOK_URL", "", "Slack-compatible webhook that receives ALERT notifications."),
+    EnvVar(
+        "CREDIT_DRIFT_COST_FP",
+        "1",
+        "Business cost of wrongly refusing a good client (false positive).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_REPORTS_DIR",
+        "$CREDIT_DRIFT_HOME/reports",
+        "Evidently HTML reports and plots, one folder per day.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_PARTITIONS_START", "2026-11-01", "First day (UTC) of the daily partitions."
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_WARNING_SHARE",
+        "0.10",
+        "Drifted-feature share at or above which a window is WARNING.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_ALERT_SHARE", "0.30", "Drifted-feature share above which a window is ALERT."
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_MIN_WINDOW_ROWS",
+        "30",
+        "Fewer rows than this and the window check fails (too few for a meaningful test).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_POLICY",
+        "default",
+        "Drift decision policy: default (BH-corrected KS + effect-size floor) "
+        "or notebook (KS p < 0.05).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_ALERT_SEVERITY",
+        "ALERT",
+        "Lowest window status that raises an alert: ALERT, or WARNING to be told earlier.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_API_KEY", "", "When set, /predict endpoints require it (Bearer or X-API-Key)."
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_ALLOW_REPLAY",
+        "0",
+        "1 lets /predict accept an event_time (replay of historical traffic). Never in production.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_ALERT_WEBHOOK_URL",
+        "",
+        "Slack-compatible webhook that receives ALERT notifications.",
+    ),
 )
 
 
@@ -55,6 +122,13 @@ def _float(name: str, env: dict[str, str] | None) -> float:
         return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a number") from exc
+
+
+def _alert_severity(raw: str) -> str:
+    value = raw.upper()
+    if value not in ("ALERT", "WARNING"):
+        raise SettingsError(f"CREDIT_DRIFT_ALERT_SEVERITY={raw!r} must be ALERT or WARNING")
+    return value
 
 
 @dataclass(frozen=True)
@@ -76,14 +150,17 @@ class Settings:
     warning_share: float
     alert_share: float
     min_window_rows: int
+    policy: str = "default"
+    alert_severity: str = "ALERT"
     api_key: str = field(default="", repr=False)
     allow_replay: bool = False
     alert_webhook_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
-        home = Path(_raw("CREDIT_DRIFT_HOME", env)).expanduser()
-        data_dir = Path(_raw("CREDIT_DRIFT_DATA_DIR", env)).expanduser()
+        # Absolute paths: Dagster runs and the API may start from another working directory.
+        home = Path(_raw("CREDIT_DRIFT_HOME", env)).expanduser().resolve()
+        data_dir = Path(_raw("CREDIT_DRIFT_DATA_DIR", env)).expanduser().resolve()
 
         def expand(value: str) -> str:
             return value.replace("$CREDIT_DRIFT_HOME", str(home)).replace(
@@ -111,18 +188,22 @@ class Settings:
             home=home,
             database_url=database_url,
             data_dir=data_dir,
-            artifacts_dir=Path(_raw("CREDIT_DRIFT_ARTIFACTS_DIR", env)).expanduser(),
-            training_data=Path(expand(_raw("CREDIT_DRIFT_TRAINING_DATA", env))).expanduser(),
+            artifacts_dir=Path(_raw("CREDIT_DRIFT_ARTIFACTS_DIR", env)).expanduser().resolve(),
+            training_data=Path(expand(_raw("CREDIT_DRIFT_TRAINING_DATA", env)))
+            .expanduser()
+            .resolve(),
             target_column=_raw("CREDIT_DRIFT_TARGET_COLUMN", env),
             id_column=_raw("CREDIT_DRIFT_ID_COLUMN", env),
             categorical_columns=cats,
             cost_fn=_float("CREDIT_DRIFT_COST_FN", env),
             cost_fp=_float("CREDIT_DRIFT_COST_FP", env),
-            reports_dir=Path(expand(_raw("CREDIT_DRIFT_REPORTS_DIR", env))).expanduser(),
+            reports_dir=Path(expand(_raw("CREDIT_DRIFT_REPORTS_DIR", env))).expanduser().resolve(),
             partitions_start=_raw("CREDIT_DRIFT_PARTITIONS_START", env),
             warning_share=warning,
             alert_share=alert,
             min_window_rows=int(min_rows_raw),
+            policy=_raw("CREDIT_DRIFT_POLICY", env),
+            alert_severity=_alert_severity(_raw("CREDIT_DRIFT_ALERT_SEVERITY", env)),
             api_key=_raw("CREDIT_DRIFT_API_KEY", env),
             allow_replay=_raw("CREDIT_DRIFT_ALLOW_REPLAY", env).lower() in ("1", "true", "yes"),
             alert_webhook_url=_raw("CREDIT_DRIFT_ALERT_WEBHOOK_URL", env),
