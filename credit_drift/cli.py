@@ -99,6 +99,86 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     simulate_from_args(args, _settings())
 
 
+def cmd_materialize(args: argparse.Namespace) -> None:
+    from credit_drift import orchestration
+
+    s = _settings()
+    days = orchestration.days_between(args.from_day, args.to_day or args.from_day)
+    instance = orchestration.instance_for(s)
+    if args.reference:
+        orchestration.materialize_reference(instance)
+        print("reference_profile materialized")
+    for outcome in orchestration.materialize_days(instance, days, raise_on_error=False):
+        print(
+            f"{outcome.partition}: {'ok' if outcome.success else 'FAILED'} (run {outcome.run_id})"
+        )
+    alerted = orchestration.run_alert_sensor(instance)
+    if alerted:
+        print(f"alerts raised for: {', '.join(alerted)}")
+    print_status(s)
+
+
+def print_status(s: Settings) -> None:
+    from credit_drift.storage.db import make_engine, upgrade
+    from credit_drift.storage.reports import read_alerts, read_drift_reports
+
+    upgrade(s.database_url)
+    engine = make_engine(s.database_url)
+    reports = read_drift_reports(engine)
+    if reports.empty:
+        print("no drift report yet")
+        return
+    print(
+        f"{'day':<12}{'predictions':>12}{'drifted':>9}{'drifted %':>11}{'weighted %':>12}  status"
+    )
+    for r in reports.itertuples():
+        print(
+            f"{str(r.report_date)[:10]:<12}{r.n_predictions:>12}"
+            f"{r.n_features_drifted:>4}/{r.n_features_analyzed:<4}"
+            f"{_pct(r.drift_percentage):>11}{_pct(r.weighted_drift_percentage):>12}  {r.status}"
+        )
+    alerts = read_alerts(engine)
+    if len(alerts):
+        print("\nalerts raised:")
+        for a in alerts.itertuples():
+            top = ", ".join(list(a.top_features or [])[:5])
+            print(
+                f"  {str(a.report_date)[:10]} {a.severity}: {a.drift_percentage:.1f}% drifted "
+                f"(webhook: {a.webhook_status}); top: {top}"
+            )
+
+
+def _pct(value) -> str:
+    import pandas as pd
+
+    return "-" if value is None or pd.isna(value) else f"{value:.1f}"
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    print_status(_settings())
+
+
+def cmd_ui(args: argparse.Namespace) -> None:
+    import os
+
+    from credit_drift import orchestration
+
+    home = orchestration.dagster_home(_settings())
+    cmd = [
+        "dagster",
+        "dev",
+        "-m",
+        "credit_drift.definitions",
+        "-p",
+        str(args.port),
+        "-h",
+        args.host,
+    ]
+    print(f"DAGSTER_HOME={home} {' '.join(cmd)}")
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.execvp(cmd[0], cmd)
+
+
 def cmd_env(args: argparse.Namespace) -> None:
     print(env_table_markdown())
 
@@ -194,6 +274,29 @@ def build_parser() -> argparse.ArgumentParser:
     if add_simulate_arguments is not None:
         add_simulate_arguments(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "materialize",
+        help="run the daily drift job for a day or a range of days (persisted, shown in the UI)",
+        description="Materialize every windowed drift asset for each day in [--from, --to] on the "
+        "state directory's Dagster instance, one run per day, then evaluate the alert sensor and "
+        "print the drift timeline. Same runs as a Dagster backfill, without a daemon.",
+    )
+    p.add_argument("--from", dest="from_day", required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--to", dest="to_day", help="last day, inclusive (default: --from)")
+    p.add_argument("--reference", action="store_true", help="(re)build the reference profile first")
+    p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser("status", help="print the drift timeline (drift_reports) and the alerts")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "ui",
+        help="open the Dagster web UI on the state directory (dagster dev, DAGSTER_HOME set)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("env", help="list every environment variable with its default")
     p.set_defaults(func=cmd_env)

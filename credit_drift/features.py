@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -64,7 +65,7 @@ class FeatureSchema:
     def categorical_names(self) -> list[str]:
         return [f.name for f in self.features if f.kind == "categorical"]
 
-    @property
+    @cached_property
     def version(self) -> str:
         canonical = json.dumps([f.to_dict() for f in self.features], sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from credit_drift.settings import Settings
+from credit_drift.storage.windows import window_bounds_for_day
 
 log = logging.getLogger("credit_drift.monitoring")
 
@@ -55,13 +56,6 @@ def figure_markdown(path: Path) -> str:
     from credit_drift.reports.plots import figure_markdown as _md
 
     return _md(path)
-
-
-def day_bounds(day: str | dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The half-open UTC window [day, day + 1)."""
-    d = dt.date.fromisoformat(day) if isinstance(day, str) else day
-    start = dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
-    return start, start + dt.timedelta(days=1)
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -434,12 +428,13 @@ def _pct(share: float | None) -> float | None:
 
 def policy_for(settings: Settings, name: str | None = None):
     """The configured decision policy, with the status thresholds from the settings."""
-    from dataclasses import replace
-
     from credit_drift.stats.policy import get_policy
 
-    policy = get_policy(name or settings.policy)
-    return replace(policy, warning_share=settings.warning_share, alert_share=settings.alert_share)
+    return get_policy(
+        name or settings.policy,
+        warning_share=settings.warning_share,
+        alert_share=settings.alert_share,
+    )
 
 
 def compute_feature_drift(
@@ -595,7 +590,7 @@ def write_drift_report(engine, settings: Settings, day: str) -> DriftReportOutco
     multivariate = None
     if status != "NO_DATA" and len(window.meta) >= settings.min_window_rows:
         multivariate = multivariate_drift(profile, window.features)
-    start, end = day_bounds(day)
+    start, end = window_bounds_for_day(day)
     row = DriftReportRow(
         report_date=date,
         window_start=start,
@@ -652,9 +647,9 @@ def write_drift_report(engine, settings: Settings, day: str) -> DriftReportOutco
 
 def multivariate_drift(profile, features: pd.DataFrame):
     """Domain-classifier AUC of the window against the reference's joint sample."""
-    from credit_drift.stats.multivariate import detect_multivariate_drift
+    from credit_drift.stats.multivariate import domain_classifier_drift
 
-    return detect_multivariate_drift(profile, features)
+    return domain_classifier_drift(profile, features)
 
 
 # -- operational metrics -------------------------------------------------------------------
@@ -692,7 +687,7 @@ def compute_operational_metrics(engine, settings: Settings, day: str) -> Operati
         "probability_p90": float(np.quantile(proba, 0.9)),
     }
     if profile.training_scores is not None:
-        drift = score_drift(profile.training_scores, proba)
+        drift = score_drift(profile, proba)
         numbers.update(
             score_ks_statistic=drift.ks_statistic,
             score_ks_pvalue=drift.p_value,

@@ -31,6 +31,15 @@ def _postgres_unreachable_reason() -> str | None:
         return f"PostgreSQL at {postgres_base_url()} unreachable: {exc.__class__.__name__}: {exc}"
 
 
+@pytest.fixture(autouse=True)
+def _dispose_engines():
+    # Engines are cached per URL and every PostgreSQL test has its own URL: close their pools.
+    yield
+    from credit_drift.storage.db import dispose_engines
+
+    dispose_engines()
+
+
 @pytest.fixture(scope="session")
 def postgres_available() -> None:
     reason = _postgres_unreachable_reason()

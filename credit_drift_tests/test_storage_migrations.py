@@ -1,0 +1,178 @@
+"""Migrations: the same schema on SQLite and PostgreSQL, idempotent, equal to the metadata."""
+
+import os
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from credit_drift.storage import db
+from credit_drift.storage.schema import metadata
+
+TABLES = {
+    "feature_schemas",
+    "predictions",
+    "api_logs",
+    "reference_profiles",
+    "training_reference",
+    "reference_samples",
+    "drift_reports",
+    "feature_drift_results",
+    "drift_alerts",
+}
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines():
+    yield
+    db.dispose_engines()
+
+
+def _diffs(url: str) -> list:
+    with db.make_engine(url).connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+def test_upgrade_twice_creates_tables_and_view(db_url):
+    assert db.current_revision(db_url) is None
+    assert db.upgrade(db_url) == db.head_revision()
+    assert db.upgrade(db_url) == db.head_revision()  # second run: no error, no change
+    assert db.current_revision(db_url) == db.head_revision()
+    inspector = sa.inspect(db.make_engine(db_url))
+    assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
+    assert inspector.get_view_names() == ["predictions_json"]
+    assert "ix_predictions_created_at" in {i["name"] for i in inspector.get_indexes("predictions")}
+
+
+def _describe(url: str) -> dict:
+    """Dialect-neutral description of the migrated schema (types aside)."""
+    inspector = sa.inspect(db.make_engine(url))
+    out = {}
+    for table in sorted(TABLES):
+        out[table] = {
+            "columns": [(c["name"], c["nullable"]) for c in inspector.get_columns(table)],
+            "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+            "fk": sorted(
+                (f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                for f in inspector.get_foreign_keys(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+                if "duplicates_constraint" not in i
+            ),
+        }
+    return out
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgres_get_the_same_schema(sqlite_url, postgres_url):
+    db.upgrade(sqlite_url)
+    db.upgrade(postgres_url)
+    on_sqlite, on_postgres = _describe(sqlite_url), _describe(postgres_url)
+    assert on_sqlite == on_postgres
+    assert on_sqlite["drift_alerts"]["unique"] == [
+        ("uq_drift_alerts_report_date", ("report_date",))
+    ]
+
+
+def test_migrated_database_matches_metadata(db_url):
+    db.upgrade(db_url)
+    assert _diffs(db_url) == []
+    # The comparison is not blind: a missing index is reported.
+    with db.make_engine(db_url).begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_predictions_created_at"))
+    diffs = _diffs(db_url)
+    assert [d[0] for d in diffs] == ["add_index"]
+    assert diffs[0][1].name == "ix_predictions_created_at"
+
+
+@pytest.mark.postgres
+def test_postgres_objects_live_in_the_urls_schema(postgres_url):
+    db.upgrade(postgres_url)
+    with db.make_engine(postgres_url).connect() as conn:
+        schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+        assert schema.startswith("t_")
+        found = conn.execute(
+            sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
+            {"s": schema},
+        ).scalars()
+        assert set(found) == TABLES | {"alembic_version", "predictions_json"}
+        in_public = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM information_schema.tables "
+                "WHERE table_schema = 'public' AND table_name = 'predictions_json'"
+            )
+        ).scalar_one()
+        assert in_public == 0
+
+
+def test_migrations_do_not_depend_on_the_working_directory(sqlite_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    script_location = db.alembic_config().get_main_option("script_location")
+    assert os.path.isabs(script_location)
+    db.upgrade(sqlite_url)
+    assert db.current_revision(sqlite_url) == db.head_revision()
+
+
+def test_sqlite_engine_settings(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'state.db'}"
+    engine = db.make_engine(url)
+    assert db.make_engine(url) is engine  # cached per URL
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == (
+            db.ENGINE_OPTIONS.sqlite_busy_timeout_ms
+        )
+    assert (tmp_path / "nested" / "dir" / "state.db").exists()
+
+
+def test_sqlite_transactions_roll_back(sqlite_url):
+    # pysqlite alone would not BEGIN before DDL / SELECT; make_engine's BEGIN makes it atomic.
+    db.upgrade(sqlite_url)
+    engine = db.make_engine(sqlite_url)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO feature_schemas (version, feature_names, spec, created_at) "
+            "VALUES ('v', '[]', '{}', '2026-11-01 00:00:00.000000')"
+        )
+        raise RuntimeError("abort")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM feature_schemas").scalar() == 0
+
+
+def test_unsupported_urls_are_refused():
+    with pytest.raises(ValueError, match="psycopg2"):
+        db.make_engine("postgresql+psycopg://u@localhost/db")
+    with pytest.raises(ValueError, match="unsupported database backend"):
+        db.make_engine("mysql+pymysql://u@localhost/db")
+
+
+def test_concurrent_upgrades_of_an_empty_database(db_url):
+    # The API and a Dagster run may both start on a fresh database: one migrates, the others
+    # wait for its lock and then find the database at head.
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def worker():
+        try:
+            barrier.wait()
+            db.upgrade(db_url)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert db.current_revision(db_url) == db.head_revision()
+    assert _diffs(db_url) == []
