@@ -86,16 +86,20 @@ def run_alert_sensor(instance) -> list[str]:
     import dagster as dg
 
     from credit_drift.definitions import defs
+    from credit_drift.defs.resources import CreditDriftResource
 
     sensor = defs.resolve_sensor_def("drift_alert_sensor")
     origin_key = "credit_drift/demo_sensor_cursor"
     stored = instance.run_storage.get_cursor_values({origin_key}).get(origin_key)
-    with dg.build_sensor_context(instance=instance, cursor=stored, definitions=defs) as context:
-        data = sensor.evaluate_tick(context)
-        instance.run_storage.set_cursor_values({origin_key: data.cursor or ""})
+    with dg.build_sensor_context(
+        instance=instance, cursor=stored, resources={"project": CreditDriftResource()}
+    ) as context:
+        result = sensor(context)
+        instance.run_storage.set_cursor_values({origin_key: context.cursor or ""})
+    requests = result if isinstance(result, list) else []
     alerted = []
     job = defs.resolve_job_def("drift_alert_job")
-    for request in data.run_requests or []:
+    for request in requests:
         job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
-        alerted.append(request.tags.get("credit_drift/report_date"))
+        alerted.append(request.tags["credit_drift/report_date"])
     return alerted
