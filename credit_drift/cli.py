@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from credit_drift.errors import CreditDriftError
 from credit_drift.settings import Settings, SettingsError, env_table_markdown
 
 
@@ -54,8 +55,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         id_column=args.id_column or s.id_column,
         categorical_columns=categorical,
     )
+    from credit_drift.model.train import TrainConfig
+
     artifacts = train_model(
         data,
+        config=TrainConfig(n_jobs=s.train_threads),
         cost_fn=args.cost_fn if args.cost_fn is not None else s.cost_fn,
         cost_fp=args.cost_fp if args.cost_fp is not None else s.cost_fp,
         seed=args.seed,
@@ -163,6 +167,14 @@ def cmd_ui(args: argparse.Namespace) -> None:
 
     from credit_drift import orchestration
 
+    if args.home:
+        from credit_drift.demo import MARKER, DemoPaths
+
+        state = Path(args.home).expanduser().resolve()
+        if (state / MARKER).exists():
+            os.environ.update(DemoPaths(state).environment())
+        else:
+            os.environ["CREDIT_DRIFT_HOME"] = str(state)
     home = orchestration.dagster_home(_settings())
     cmd = [
         "dagster",
@@ -177,6 +189,21 @@ def cmd_ui(args: argparse.Namespace) -> None:
     print(f"DAGSTER_HOME={home} {' '.join(cmd)}")
     os.environ["DAGSTER_HOME"] = str(home)
     os.execvp(cmd[0], cmd)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from credit_drift.demo import run_demo
+
+    home = Path(args.home) if args.home else _settings().home / "demo"
+    run_demo(
+        home,
+        batch_size=args.batch_size,
+        train_rows=args.train_rows,
+        start_date=args.start_date,
+        n_estimators=args.trees,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
 
 
 def cmd_env(args: argparse.Namespace) -> None:
@@ -296,7 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    p.add_argument(
+        "--home", help="state directory to browse, e.g. the demo's (default CREDIT_DRIFT_HOME)"
+    )
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser(
+        "demo",
+        help="the whole loop on SQLite in a fresh folder: data, model, API, traffic, drift, alerts",
+        description="Generate data, train, start the API, send the notebook's 8-batch scenario "
+        "through it on 8 consecutive days, materialize the 8 daily partitions, evaluate the alert "
+        "sensor, and print the timeline. Deletes and recreates its own folder (--home).",
+    )
+    p.add_argument("--home", help="demo state folder (default $CREDIT_DRIFT_HOME/demo)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        help="rows per daily batch (default 1000: the notebook's 50 is too few, see README)",
+    )
+    p.add_argument("--train-rows", type=int, default=20_000, help="training rows (default 20000)")
+    p.add_argument("--trees", type=int, help="LightGBM trees (default: the trainer's 400)")
+    p.add_argument("--start-date", default="2026-11-01", help="first day (default 2026-11-01)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("env", help="list every environment variable with its default")
     p.set_defaults(func=cmd_env)
@@ -313,12 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        # Domain errors (bad training file, missing artifacts) carry a message meant for users.
-        if type(exc).__name__ in {"TrainingDataError", "ArtifactsError", "ScenarioError"}:
-            print(f"credit-drift: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except CreditDriftError as exc:
+        # Domain errors (bad training file, missing artifacts...) carry a message for users.
+        print(f"credit-drift: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -141,7 +141,7 @@ class FeatureSchema:
                 if f.kind == "numeric":
                     matrix[i, j] = float(value)
                 elif not (isinstance(value, float) and math.isnan(value)):
-                    text = _category_text(value)
+                    text = category_text(value)
                     cats[f.name] = text
                     matrix[i, j] = codes[f.name].get(text, np.nan)
             raw.append(cats if codes else None)
@@ -161,7 +161,7 @@ class FeatureSchema:
                     np.float64, na_value=np.nan
                 )
             else:
-                text = col.map(lambda v: None if _is_missing(v) else _category_text(v))
+                text = col.map(lambda v: None if _is_missing(v) else category_text(v))
                 cat_cols[f.name] = text
                 matrix[:, j] = pd.Categorical(text, categories=list(f.categories)).codes
                 matrix[text.isna().to_numpy() | (matrix[:, j] < 0), j] = np.nan
@@ -206,7 +206,7 @@ class FeatureSchema:
         out = frame.loc[:, self.names].copy()
         for f in self.features:
             if f.kind == "categorical":
-                text = out[f.name].map(lambda v: None if _is_missing(v) else _category_text(v))
+                text = out[f.name].map(lambda v: None if _is_missing(v) else category_text(v))
                 out[f.name] = pd.Categorical(text, categories=list(f.categories))
             else:
                 out[f.name] = pd.to_numeric(out[f.name], errors="raise").astype(np.float64)
@@ -217,7 +217,7 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def _category_text(value: Any) -> str:
+def category_text(value: Any) -> str:
     # 1 and 1.0 and "1" are the same category once stored as text; keep integers integral.
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
