@@ -69,3 +69,10 @@ def test_train_without_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert main(["train"]) == 2
     err = capsys.readouterr().err
     assert "nope.parquet" in err and "generate-data" in err
+
+
+def test_readme_configuration_table_is_the_generated_one():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert env_table_markdown() in readme, "regenerate the README table with `credit-drift env`"
