@@ -301,9 +301,13 @@ FEATURE_DRIFT_COLUMNS: tuple[str, ...] = (
     "effect_size",
     "effect_metric",
     "drifted",
+    "reason",
+    "psi",
+    "wasserstein_norm",
     "ref_nan_share",
     "cur_nan_share",
     "unseen_categories",
+    "unseen_share",
     "importance",
     "n_current",
 )
@@ -323,9 +327,13 @@ class FeatureDriftRow:
     p_adjusted: float | None = None
     effect_size: float | None = None
     effect_metric: str | None = None
+    reason: str | None = None
+    psi: float | None = None
+    wasserstein_norm: float | None = None
     ref_nan_share: float | None = None
     cur_nan_share: float | None = None
     unseen_categories: tuple[str, ...] | None = None
+    unseen_share: float | None = None
     importance: float | None = None
     n_current: int | None = None
 
