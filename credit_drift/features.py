@@ -219,6 +219,6 @@ def _is_missing(value: Any) -> bool:
 
 def category_text(value: Any) -> str:
     # 1 and 1.0 and "1" are the same category once stored as text; keep integers integral.
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from credit_drift.errors import CreditDriftError
+from credit_drift.features import category_text
 
 # Evidently's own default share of drifted columns at or above which it declares dataset drift.
 # Kept as Evidently's default on purpose: the project's OK/WARNING/ALERT status comes from
@@ -387,7 +388,7 @@ def _typed(frame: pd.DataFrame, columns: list[str], categorical: set[str]) -> pd
     for c in columns:
         col = frame[c]
         if c in categorical:
-            out[c] = col.map(_category_text, na_action="ignore").astype(object)
+            out[c] = col.map(category_text, na_action="ignore").astype(object)
             out[c] = out[c].where(out[c].notna(), None)
         else:
             try:
@@ -397,12 +398,6 @@ def _typed(frame: pd.DataFrame, columns: list[str], categorical: set[str]) -> pd
                     f"column {c!r} is numerical but holds non-numeric values"
                 ) from exc
     return pd.DataFrame(out, index=frame.index)
-
-
-def _category_text(value: Any) -> str:
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _write_html_atomically(snapshot: Any, path: Path) -> int:
