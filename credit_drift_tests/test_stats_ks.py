@@ -1,0 +1,215 @@
+"""ks_2samp_many equals scipy.stats.ks_2samp(method='auto') per feature: statistic and p-value,
+bit for bit, on every branch scipy takes."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats
+from scipy.stats import kstwo
+
+from credit_drift.stats import ks as ks_module
+from credit_drift.stats.ks import MAX_AUTO_N, ks_2samp_many, ks_pvalues
+from credit_drift.stats.reference import NumericReference
+
+
+def scipy_ks(ref_cols, cur):
+    stats, pvalues = [], []
+    for j, col in enumerate(ref_cols):
+        a = col[~np.isnan(col)]
+        b = cur[:, j][~np.isnan(cur[:, j])]
+        if a.size == 0 or b.size == 0:
+            stats.append(np.nan)
+            pvalues.append(np.nan)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy's exact->asymp fallback
+            r = scipy.stats.ks_2samp(a, b, alternative="two-sided", method="auto")
+        stats.append(r.statistic)
+        pvalues.append(r.pvalue)
+    return np.array(stats), np.array(pvalues)
+
+
+def assert_same_as_scipy(ref_cols, cur, **kwargs):
+    ours = ks_2samp_many(ref_cols, cur, **kwargs)
+    theirs = scipy_ks(ref_cols, cur)
+    np.testing.assert_array_equal(ours.statistic, theirs[0])
+    np.testing.assert_array_equal(ours.pvalue, theirs[1])
+    return ours
+
+
+def mixed_columns(rng, n, shift=0.0):
+    """Columns covering the shapes that matter: continuous, shifted, integer ties, 0/1, rounded
+    values, a constant, NaNs, a column that is all NaN."""
+    cols = [
+        rng.normal(shift, 1, n),
+        rng.normal(0.5 + shift, 2, n),
+        rng.integers(0, 5, n).astype(float),
+        (rng.random(n) < 0.3 + shift / 5).astype(float),
+        np.round(rng.normal(shift, 1, n), 1),
+        np.full(n, 7.0),
+        rng.lognormal(3 + shift, 1, n),
+        np.where(rng.random(n) < 0.5, np.nan, rng.normal(shift, 1, n)),
+        np.full(n, np.nan),
+    ]
+    return cols
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "n_cur"),
+    [
+        (400, 1),
+        (400, 2),
+        (400, 5),
+        (1, 300),
+        (3, 3),
+        (200, 200),
+        (5_000, 1_000),
+        (10_000, 10_000),  # both at scipy's exact limit
+        (10_000, 10_001),  # just past it: asymptotic
+        (12_000, 500),
+        (30_000, 20_000),
+    ],
+)
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_equals_scipy_on_mixed_columns(n_ref, n_cur, shift):
+    rng = np.random.default_rng(n_ref * 7 + n_cur)
+    ref_cols = mixed_columns(rng, n_ref)
+    cur = np.column_stack(mixed_columns(rng, n_cur, shift))
+    ours = assert_same_as_scipy(ref_cols, cur)
+    # the all-NaN column is not testable on either side
+    assert np.isnan(ours.statistic[-1]) and np.isnan(ours.pvalue[-1])
+
+
+def test_accepts_summaries_and_column_sequences():
+    rng = np.random.default_rng(1)
+    ref_cols = mixed_columns(rng, 2_000)
+    cur_cols = mixed_columns(rng, 700, 0.1)
+    refs = [NumericReference.from_values(c) for c in ref_cols]
+    a = ks_2samp_many(refs, cur_cols, workers=1)
+    b = ks_2samp_many(ref_cols, np.column_stack(cur_cols), workers=2)
+    np.testing.assert_array_equal(a.statistic, b.statistic)
+    np.testing.assert_array_equal(a.pvalue, b.pvalue)
+
+
+def test_identical_distributions_and_identical_samples():
+    rng = np.random.default_rng(2)
+    ref = rng.normal(size=5_000)
+    same = assert_same_as_scipy([ref], ref[:, None])
+    assert same.statistic[0] == 0.0 and same.pvalue[0] == 1.0
+    assert_same_as_scipy([ref], rng.normal(size=(4_000, 1)))
+
+
+def test_constant_columns():
+    equal = assert_same_as_scipy([np.full(100, 3.0)], np.full((50, 1), 3.0))
+    assert equal.statistic[0] == 0.0 and equal.pvalue[0] == 1.0
+    apart = assert_same_as_scipy([np.full(100, 3.0)], np.full((50, 1), 4.0))
+    assert apart.statistic[0] == 1.0
+
+
+def test_disjoint_and_interleaved_supports():
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=3_000)
+    for cur in (ref.max() + 1 + rng.random(40), ref.min() - 1 - rng.random(40)):
+        out = assert_same_as_scipy([ref], cur[:, None])
+        assert out.statistic[0] == 1.0
+    # window values exactly on reference values and between them
+    cur = np.concatenate([ref[:100], (ref[:100] + ref[100:200]) / 2])
+    assert_same_as_scipy([ref], cur[:, None])
+
+
+def test_large_windows_equal_scipy():
+    rng = np.random.default_rng(4)
+    ref_cols = mixed_columns(rng, 50_000)
+    cur = np.column_stack(mixed_columns(rng, 100_000, 0.02))
+    assert_same_as_scipy(ref_cols, cur)
+
+
+def test_large_window_equals_scipy_on_a_few_columns():
+    rng = np.random.default_rng(5)
+    ref_cols = [rng.normal(size=50_000), rng.integers(0, 3, 50_000).astype(float)]
+    cur = np.column_stack([rng.normal(0.004, 1, 100_000), rng.integers(0, 3, 100_000)])
+    assert_same_as_scipy(ref_cols, cur)
+
+
+def test_not_testable_when_a_side_is_empty():
+    out = ks_2samp_many([np.array([np.nan, np.nan]), np.array([1.0, 2.0])], np.full((3, 2), np.nan))
+    assert np.isnan(out.statistic).all() and np.isnan(out.pvalue).all()
+    empty = ks_2samp_many([np.array([1.0, 2.0])], np.empty((0, 1)))
+    assert np.isnan(empty.statistic[0]) and np.isnan(empty.pvalue[0])
+
+
+def test_exact_method_failure_falls_back_like_scipy(monkeypatch):
+    """scipy switches to the asymptotic p-value, with the rounded statistic, when its exact
+    routine fails; two-sided failures are rare, so force one in both implementations."""
+    from scipy.stats import _stats_py
+
+    real = _stats_py._attempt_exact_2kssamp
+
+    def failing(n1, n2, g, d, alternative):
+        _, d_rounded, _ = real(n1, n2, g, d, alternative)
+        return False, d_rounded, np.nan
+
+    monkeypatch.setattr(_stats_py, "_attempt_exact_2kssamp", failing)
+    monkeypatch.setattr(ks_module, "_attempt_exact_2kssamp", failing)
+    rng = np.random.default_rng(6)
+    ref_cols = [rng.normal(size=3_001), rng.normal(size=977)]
+    cur = np.column_stack([rng.normal(0.2, 1, 1_000), rng.normal(size=1_000)])
+    assert_same_as_scipy(ref_cols, cur)
+
+
+def test_kstwo_fast_path_equals_kstwo_sf_on_every_branch():
+    """_kstwo_sf hands the smirnov band to scipy.special.smirnov itself; every element must
+    equal kstwo.sf, across the branch limits of scipy's _kolmogn."""
+    assert ks_module._fast_path_agrees()
+    n_values = np.array([1, 2, 10, 140, 141, 980, 3_000, 8_333])
+    xs, ns = [], []
+    for n in n_values:
+        for q in (0.01, 0.3, 0.75, 1.5, 2.19, 2.2, 2.21, 4.0, 18.0, 60.0, 369.0, 370.0, 400.0):
+            xs.append(np.sqrt(q / n))
+            ns.append(float(n))
+        xs += [0.5 / n, 0.5 / n + 1e-9, 1.0 / n, 0.49, 0.5, 0.51, 0.999, 1.0]
+        ns += [float(n)] * 8
+    x = np.clip(np.array(xs), 0, 1)
+    n = np.array(ns)
+    band = ks_module._smirnov_band(x, n)
+    assert band.sum() > 10  # the band is exercised
+    expected = np.array([kstwo.sf(xi, ni) for xi, ni in zip(x, n, strict=True)])
+    np.testing.assert_array_equal(ks_module._kstwo_sf(x, n), expected)
+
+
+def test_pvalue_branches_switch_at_scipys_limit():
+    d = np.array([0.05, 0.05, 0.05])
+    n_ref = np.array([MAX_AUTO_N, MAX_AUTO_N, MAX_AUTO_N + 1])
+    n_cur = np.array([500, MAX_AUTO_N, 500])
+    out = ks_pvalues(d, n_ref, n_cur)
+    # exact rounds D to a multiple of 1/lcm: 0.05 is one for (10000, 500)
+    assert out.statistic[0] == 0.05
+    assert 0 < out.pvalue[2] < 1
+    with pytest.raises(ValueError, match="shapes differ"):
+        ks_pvalues(d, n_ref[:2], n_cur)
+
+
+@pytest.mark.parametrize("n", [141, 980, 8_333, 33_333])
+def test_batched_dmtw_equals_kstwo_sf(n):
+    """The DMTW branch (tiny D at large N) is batched across features; every value must still
+    be kstwo.sf's, including the float64 -> long double switch inside scipy's loop."""
+    rng = np.random.default_rng(n)
+    upper = (1.4 / n) ** (2 / 3)
+    x = np.sort(rng.uniform(0.6 / n, upper * 1.02, 6))
+    nn = np.full(x.size, float(n))
+    assert ks_module._dmtw_band(x, nn).sum() >= 3
+    expected = np.array([kstwo.sf(xi, n) for xi in x])
+    np.testing.assert_array_equal(ks_module._kstwo_sf(x, nn), expected)
+    mixed_n = np.array([float(n), 141.0, 500.0])
+    mixed_x = np.array([x[0], 0.02, 0.01])
+    expected = np.array([kstwo.sf(a, b) for a, b in zip(mixed_x, mixed_n, strict=True)])
+    np.testing.assert_array_equal(ks_module._kstwo_sf(mixed_x, mixed_n), expected)
+
+
+def test_without_fast_paths_every_value_comes_from_kstwo(monkeypatch):
+    monkeypatch.setattr(ks_module, "_fast_path_agrees", lambda: False)
+    rng = np.random.default_rng(8)
+    ref_cols = [rng.normal(size=20_000), rng.normal(size=20_000)]
+    cur = np.column_stack([rng.normal(0.0, 1, 30_000), rng.normal(0.05, 1, 30_000)])
+    assert_same_as_scipy(ref_cols, cur)
