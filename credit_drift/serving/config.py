@@ -1,0 +1,56 @@
+"""Limits and tuning knobs of the scoring API, with documented defaults."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What the API accepts and how it behaves under load or outage.
+
+    max_body_bytes: largest `POST /predict` body. One application of 419 features is about
+        15 KB of JSON; 1 MB leaves room for long categorical values.
+    max_batch_size: most applications in one `POST /predict/batch` request.
+    max_batch_body_bytes: largest batch body (1,000 applications are about 17 MB of JSON).
+    database_retry_seconds: after the database failed, requests are answered 503 at once for
+        this long instead of each waiting for a connection timeout; then the next request (or
+        `GET /health`) tries again, so the API recovers by itself.
+    single_row_threads: LightGBM threads for small requests. One thread is about 200x faster
+        than the default for a single row on 2 cores (thread start-up dominates).
+    batch_threads: LightGBM threads for requests of at least `batch_threads_min_rows` rows
+        (0 = LightGBM's default, every core).
+    log_queue_rows: `api_logs` rows buffered in memory while the database is unreachable (the
+        oldest are dropped beyond this, with a warning; the JSON log line is never dropped).
+    log_flush_seconds / log_batch_rows: the background `api_logs` writer flushes at least this
+        often, or as soon as this many rows wait.
+    max_listed_errors: validation errors listed in one 422 answer (the count is always exact).
+    postgres_synchronous_commit: True (default) keeps PostgreSQL's durable commit: a
+        prediction is on disk before its answer leaves (one WAL flush per request, about 4 ms
+        on this project's VMs). False sets `synchronous_commit = off` for the API's own
+        transactions only: the row is committed and visible before the answer, but a crash of
+        the PostgreSQL server (not of the API) can lose the last ~0.6 s of them. Never corrupts.
+    shutdown_flush_seconds: how long shutdown waits for queued `api_logs` rows to be written
+        (they are lost after that, e.g. when the database is down at shutdown).
+    """
+
+    max_body_bytes: int = 1 << 20
+    max_batch_size: int = 1_000
+    max_batch_body_bytes: int = 32 << 20
+    database_retry_seconds: float = 1.0
+    single_row_threads: int = 1
+    batch_threads: int = 0
+    batch_threads_min_rows: int = 200
+    log_queue_rows: int = 100_000
+    log_flush_seconds: float = 0.2
+    log_batch_rows: int = 500
+    max_listed_errors: int = 500
+    shutdown_flush_seconds: float = 5.0
+    postgres_synchronous_commit: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_batch_size", "max_batch_body_bytes", "log_batch_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"ServingConfig.{name} must be positive, got {getattr(self, name)}"
+                )
+        if self.database_retry_seconds < 0 or self.log_flush_seconds <= 0:
+            raise ValueError("ServingConfig retry/flush intervals must be positive")

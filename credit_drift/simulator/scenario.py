@@ -1,0 +1,381 @@
+"""Drift scenarios as data, and the seeded traffic they produce.
+
+A scenario is a list of batches, each with a drift kind, an intensity and optionally a day and a
+size. It is written as JSON (shipped ones live in `simulator/scenarios/*.json`; `notebook` is the
+default, the reference notebook's 8 batches)::
+
+    {"name": "notebook",
+     "description": "...",
+     "batches": [{"kind": "clean"}, {"kind": "gradual", "intensity": 0.1},
+                 {"kind": "sudden", "intensity": 0.7, "day": 7, "size": 200}]}
+
+``day`` is either a number of days after the start date or an ISO date (``"2026-11-08"``);
+without it, batch i is placed ``i`` batch intervals after the start date. `plan_traffic` turns a
+scenario and the unseen pool into batches of drifted applications; same pool, scenario and seed,
+same traffic, row for row.
+"""
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from credit_drift.errors import CreditDriftError
+from credit_drift.simulator.drift import (
+    DEFAULT_DRIFT_CONFIG,
+    DRIFT_KINDS,
+    DriftConfig,
+    DriftError,
+    apply_drift,
+    check_intensity,
+)
+
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+DEFAULT_SCENARIO = "notebook"
+DEFAULT_BATCH_SIZE = 50
+DEFAULT_SEED = 42
+DEFAULT_INTERVAL = dt.timedelta(days=1)
+
+_BATCH_KEYS = {"kind", "intensity", "day", "size", "label"}
+
+
+class ScenarioError(CreditDriftError, ValueError):
+    """A scenario file or a traffic request is invalid; the message names the bad field."""
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """One batch of a scenario. `day`: days after the start date (int) or an absolute date;
+    `size`: applications in this batch (default: the run's batch size)."""
+
+    kind: str
+    intensity: float = 0.0
+    day: int | dt.date | None = None
+    size: int | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "intensity", check_intensity(self.kind, self.intensity))
+        except DriftError as exc:
+            raise ScenarioError(str(exc)) from None
+        if isinstance(self.day, bool) or (isinstance(self.day, int) and self.day < 0):
+            raise ScenarioError(f"day {self.day!r} must be a non-negative number of days")
+        if self.size is not None and (isinstance(self.size, bool) or self.size < 1):
+            raise ScenarioError(f"size {self.size!r} must be a positive number of applications")
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        return "clean" if self.kind == "clean" else f"{self.kind} {self.intensity:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.kind != "clean":
+            out["intensity"] = self.intensity
+        if self.day is not None:
+            out["day"] = self.day if isinstance(self.day, int) else self.day.isoformat()
+        if self.size is not None:
+            out["size"] = self.size
+        if self.label is not None:
+            out["label"] = self.label
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "batch") -> "BatchSpec":
+        if not isinstance(data, Mapping):
+            raise ScenarioError(f"{where}: expected an object, got {type(data).__name__}")
+        unknown = sorted(set(data) - _BATCH_KEYS)
+        if unknown:
+            raise ScenarioError(f"{where}: unknown keys {unknown}; allowed: {sorted(_BATCH_KEYS)}")
+        if "kind" not in data:
+            raise ScenarioError(f"{where}: missing 'kind' (one of {', '.join(DRIFT_KINDS)})")
+        day = data.get("day")
+        if isinstance(day, str):
+            try:
+                day = dt.date.fromisoformat(day)
+            except ValueError:
+                raise ScenarioError(f"{where}: day {day!r} is not an ISO date") from None
+        elif day is not None and not isinstance(day, int):
+            raise ScenarioError(f"{where}: day {day!r} must be an integer or an ISO date")
+        size = data.get("size")
+        if size is not None and not isinstance(size, int):
+            raise ScenarioError(f"{where}: size {size!r} must be an integer")
+        try:
+            return cls(
+                kind=str(data["kind"]),
+                intensity=data.get("intensity", 0.0),
+                day=day,
+                size=size,
+                label=data.get("label"),
+            )
+        except ScenarioError as exc:
+            raise ScenarioError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    batches: tuple[BatchSpec, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.batches:
+            raise ScenarioError(f"scenario {self.name!r} has no batches")
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "batches": [b.to_dict() for b in self.batches],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Any, default_name: str = "custom") -> "Scenario":
+        if isinstance(data, list):
+            data = {"batches": data}
+        if not isinstance(data, Mapping):
+            raise ScenarioError("a scenario is a JSON object with 'batches' (or a list of batches)")
+        unknown = sorted(set(data) - {"name", "description", "batches"})
+        if unknown:
+            raise ScenarioError(f"scenario: unknown keys {unknown}")
+        batches = data.get("batches")
+        if not isinstance(batches, list) or not batches:
+            raise ScenarioError("scenario: 'batches' must be a non-empty list")
+        return cls(
+            name=str(data.get("name", default_name)),
+            description=str(data.get("description", "")),
+            batches=tuple(BatchSpec.from_dict(b, f"batch {i + 1}") for i, b in enumerate(batches)),
+        )
+
+    @classmethod
+    def constant(cls, kind: str, n_batches: int, intensity: float = 0.0) -> "Scenario":
+        """`n_batches` batches of one kind (e.g. a clean baseline)."""
+        return cls(
+            name=f"{kind}-{intensity:g}x{n_batches}",
+            batches=tuple(BatchSpec(kind, intensity) for _ in range(n_batches)),
+        )
+
+
+def available_scenarios() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.json"))
+
+
+def load_scenario(name_or_path: str | Path = DEFAULT_SCENARIO) -> Scenario:
+    """A shipped scenario by name (`notebook`), or a JSON file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = SCENARIOS_DIR / f"{name_or_path}.json"
+        if not shipped.is_file():
+            raise ScenarioError(
+                f"scenario {str(name_or_path)!r} is neither a file nor a shipped scenario "
+                f"({', '.join(available_scenarios())})"
+            )
+        path = shipped
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"scenario file {path}: invalid JSON: {exc}") from None
+    try:
+        return Scenario.from_dict(data, default_name=path.stem)
+    except ScenarioError as exc:
+        raise ScenarioError(f"scenario file {path}: {exc}") from None
+
+
+def default_scenario() -> Scenario:
+    return load_scenario(DEFAULT_SCENARIO)
+
+
+# -- time -------------------------------------------------------------------------------------
+_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhms])\s*$")
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_interval(text: str | dt.timedelta) -> dt.timedelta:
+    """'1d', '12h', '30m', '45s' -> timedelta (must be positive)."""
+    if isinstance(text, dt.timedelta):
+        value = text
+    else:
+        match = _INTERVAL_RE.match(str(text))
+        if not match:
+            raise ScenarioError(f"batch interval {text!r}: write a number and d, h, m or s (1d)")
+        value = dt.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    if value <= dt.timedelta(0):
+        raise ScenarioError(f"batch interval {text!r} must be positive")
+    return value
+
+
+def parse_start(value: str | dt.date | dt.datetime | None) -> dt.datetime | None:
+    """'2026-11-01' (midnight UTC) or an ISO datetime (naive = UTC) -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ScenarioError(f"start date {value!r} is not an ISO date (2026-11-01)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def spread_times(start: dt.datetime, end: dt.datetime, n: int) -> list[dt.datetime]:
+    """n instants evenly spread over [start, end) (midpoints of n equal slots)."""
+    step = (end - start) / max(n, 1)
+    return [start + step * (k + 0.5) for k in range(n)]
+
+
+# -- traffic ----------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class TrafficBatch:
+    """One batch of simulated traffic: drifted applications and, when placed in time, the
+    [start, end) window its event times are spread over."""
+
+    index: int
+    spec: BatchSpec
+    frame: pd.DataFrame
+    pool_rows: np.ndarray
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def event_times(self) -> list[dt.datetime] | None:
+        if self.start is None or self.end is None:
+            return None
+        return spread_times(self.start, self.end, len(self.frame))
+
+
+def _batch_window(
+    index: int, spec: BatchSpec, start: dt.datetime | None, interval: dt.timedelta
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if isinstance(spec.day, dt.date):
+        begin = dt.datetime(spec.day.year, spec.day.month, spec.day.day, tzinfo=dt.UTC)
+        return begin, begin + interval
+    if start is None:
+        if spec.day is not None:
+            raise ScenarioError(
+                f"batch {index + 1} has day {spec.day} (days after the start date): give a "
+                "start date"
+            )
+        return None, None
+    begin = start + (dt.timedelta(days=spec.day) if spec.day is not None else interval * index)
+    return begin, begin + interval
+
+
+class PoolSampler:
+    """Draws pool rows without replacement, reshuffling when the pool is exhausted."""
+
+    def __init__(self, n_pool: int, rng: np.random.Generator) -> None:
+        if n_pool < 1:
+            raise ScenarioError("the pool of unseen applications is empty")
+        self._n = n_pool
+        self._rng = rng
+        self._order = rng.permutation(n_pool)
+        self._pos = 0
+
+    def take(self, k: int) -> np.ndarray:
+        parts = []
+        while k > 0:
+            if self._pos == self._n:
+                self._order = self._rng.permutation(self._n)
+                self._pos = 0
+            step = min(k, self._n - self._pos)
+            parts.append(self._order[self._pos : self._pos + step])
+            self._pos += step
+            k -= step
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def selected_batches(scenario: Scenario, n_batches: int | None) -> tuple[BatchSpec, ...]:
+    if n_batches is None:
+        return scenario.batches
+    if n_batches < 1:
+        raise ScenarioError(f"n_batches must be positive, got {n_batches}")
+    if n_batches > len(scenario):
+        raise ScenarioError(
+            f"scenario {scenario.name!r} has {len(scenario)} batches; {n_batches} were asked for "
+            "(write a scenario file with more batches)"
+        )
+    return scenario.batches[:n_batches]
+
+
+def iter_traffic(
+    pool: pd.DataFrame,
+    scenario: Scenario,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    n_batches: int | None = None,
+    seed: int = DEFAULT_SEED,
+    start: dt.datetime | str | None = None,
+    interval: dt.timedelta | str = DEFAULT_INTERVAL,
+    config: DriftConfig = DEFAULT_DRIFT_CONFIG,
+) -> Iterator[TrafficBatch]:
+    """Yield the scenario's batches one at a time (see `plan_traffic`)."""
+    if batch_size < 1:
+        raise ScenarioError(f"batch size must be positive, got {batch_size}")
+    specs = selected_batches(scenario, n_batches)
+    start_at = parse_start(start)
+    step = parse_interval(interval)
+    sampler = PoolSampler(len(pool), np.random.default_rng([seed, 0]))
+    for i, spec in enumerate(specs):
+        rows = sampler.take(spec.size or batch_size)
+        clean = pool.iloc[rows].reset_index(drop=True)
+        # Each batch has its own stream: batch i's drift does not depend on the others.
+        rng = np.random.default_rng([seed, i + 1])
+        frame = apply_drift(clean, spec.kind, spec.intensity, rng, config)
+        begin, end = _batch_window(i, spec, start_at, step)
+        yield TrafficBatch(index=i, spec=spec, frame=frame, pool_rows=rows, start=begin, end=end)
+
+
+def plan_traffic(
+    pool: pd.DataFrame,
+    scenario: Scenario,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    n_batches: int | None = None,
+    seed: int = DEFAULT_SEED,
+    start: dt.datetime | str | None = None,
+    interval: dt.timedelta | str = DEFAULT_INTERVAL,
+    config: DriftConfig = DEFAULT_DRIFT_CONFIG,
+) -> list[TrafficBatch]:
+    """The scenario's traffic: for each batch, `batch_size` (or the batch's own `size`)
+    applications drawn from `pool` without replacement (the pool is reshuffled when it runs
+    out), with the batch's drift applied. With `start`, batch i covers
+    [start + i * interval, + interval) (or its own `day`); its event times are spread evenly
+    over that window. Deterministic in (pool, scenario, sizes, seed)."""
+    return list(
+        iter_traffic(
+            pool,
+            scenario,
+            batch_size=batch_size,
+            n_batches=n_batches,
+            seed=seed,
+            start=start,
+            interval=interval,
+            config=config,
+        )
+    )
+
+
+def batch_labels(batches: Sequence[BatchSpec]) -> list[str]:
+    return [b.name for b in batches]

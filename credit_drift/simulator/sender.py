@@ -1,0 +1,357 @@
+"""`credit-drift simulate`: send the scenario's traffic to the scoring API over HTTP (httpx).
+
+`simulate(url, ...)` draws applications from the unseen pool, applies each batch's drift and
+posts them (one application per `POST /predict`, or `request_size` at a time to
+`/predict/batch`), with a tqdm progress bar over batches and requests. The answers are counted,
+not trusted blindly: a 4xx stops the run with the server's message (every later request would
+fail the same way), a 503 is retried with a pause (the API recovers when its database does).
+
+Placing batches on past days (`start_date`): the API only accepts an `event_time` when it runs
+with CREDIT_DRIFT_ALLOW_REPLAY=1, so an ordinary client can never forge when a prediction was
+made. Without access to such a server, `--mode replay` writes the same traffic through the same
+scoring and storage code without HTTP (`simulator.replay`), and `--mode bulk` backfills large
+volumes for benchmarks.
+"""
+
+import argparse
+import datetime as dt
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG, DRIFT_KINDS, DriftConfig
+from credit_drift.simulator.replay import (
+    BatchOutcome,
+    SimulationSummary,
+    SimulatorError,
+    bulk_backfill,
+    read_pool,
+    replay,
+)
+from credit_drift.simulator.scenario import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_INTERVAL,
+    DEFAULT_SCENARIO,
+    DEFAULT_SEED,
+    Scenario,
+    available_scenarios,
+    iter_traffic,
+    load_scenario,
+    selected_batches,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Attempts per request when the API answers 503 (database down), and the pause between them.
+RETRIES_ON_503 = 5
+RETRY_PAUSE_S = 1.0
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _records(frame: pd.DataFrame, times: Sequence[dt.datetime] | None) -> list[dict[str, Any]]:
+    """JSON-ready applications: NaN -> null (missing), event_time when placed in time."""
+    values = frame.to_numpy(dtype=object, copy=True)
+    # NaN (float) -> None; categorical strings and numbers pass through.
+    missing = frame.isna().to_numpy()
+    values[missing] = None
+    columns = list(frame.columns)
+    records = [dict(zip(columns, row, strict=True)) for row in values.tolist()]
+    if times is not None:
+        for record, when in zip(records, times, strict=True):
+            record["event_time"] = when.isoformat()
+    return records
+
+
+def _detail(response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)[:300]
+
+
+def _post(client, path: str, body: bytes, headers: dict[str, str]):
+    import httpx
+
+    for attempt in range(RETRIES_ON_503):
+        try:
+            response = client.post(path, content=body, headers=headers)
+        except httpx.ConnectError as exc:
+            raise SimulatorError(
+                f"cannot reach the scoring API at {client.base_url}: {exc}. Start it with "
+                "`credit-drift serve`, or pass --url"
+            ) from None
+        if response.status_code != 503 or attempt == RETRIES_ON_503 - 1:
+            return response
+        time.sleep(RETRY_PAUSE_S)
+    return response  # pragma: no cover - the loop always returns
+
+
+def model_features(client, api_key: str | None) -> list[str]:
+    """The feature list of the served model (`GET /model`)."""
+    import httpx
+
+    try:
+        response = client.get("/model", headers=_headers(api_key))
+    except httpx.ConnectError as exc:
+        raise SimulatorError(
+            f"cannot reach the scoring API at {client.base_url}: {exc}. Start it with "
+            "`credit-drift serve`, or pass --url"
+        ) from None
+    if response.status_code != 200:
+        raise SimulatorError(
+            f"GET {client.base_url}/model answered {response.status_code}: {_detail(response)}"
+        )
+    return list(response.json()["features"])
+
+
+def simulate(
+    url: str = DEFAULT_URL,
+    *,
+    pool: pd.DataFrame | str | Path,
+    scenario: Scenario | str | Path = DEFAULT_SCENARIO,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    n_batches: int | None = None,
+    seed: int = DEFAULT_SEED,
+    start_date: str | dt.date | dt.datetime | None = None,
+    batch_interval: str | dt.timedelta = DEFAULT_INTERVAL,
+    request_size: int = 1,
+    api_key: str | None = None,
+    timeout_s: float = 30.0,
+    config: DriftConfig = DEFAULT_DRIFT_CONFIG,
+    progress: bool = True,
+    transport: Any = None,
+) -> SimulationSummary:
+    """Send the scenario's traffic to the API at `url`; returns what each batch produced.
+
+    pool: a DataFrame of applications or the path of pool.parquet (restricted to the served
+        model's features, read from `GET /model`).
+    start_date / batch_interval: place batch i on [start + i * interval, + interval); the
+        server must run with CREDIT_DRIFT_ALLOW_REPLAY=1 (otherwise it answers 403 and this
+        raises SimulatorError saying so).
+    request_size: applications per request (1: POST /predict; more: POST /predict/batch).
+    transport: an httpx transport (tests: `httpx.ASGITransport(app)`), default real HTTP.
+    """
+    import httpx
+
+    if request_size < 1:
+        raise SimulatorError(f"request_size must be positive, got {request_size}")
+    scenario = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
+    specs = selected_batches(scenario, n_batches)
+    headers = _headers(api_key)
+    outcomes: list[BatchOutcome] = []
+    t0 = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=timeout_s, transport=transport) as client:
+        features = model_features(client, api_key)
+        frame = read_pool(pool, features) if not isinstance(pool, pd.DataFrame) else pool
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise SimulatorError(f"the pool lacks model features {missing[:10]}")
+        frame = frame.loc[:, features]
+        total = sum(s.size or batch_size for s in specs)
+        from tqdm import tqdm
+
+        with tqdm(total=total, unit="app", disable=not progress, dynamic_ncols=True) as bar:
+            for batch in iter_traffic(
+                frame,
+                scenario,
+                batch_size=batch_size,
+                n_batches=n_batches,
+                seed=seed,
+                start=start_date,
+                interval=batch_interval,
+                config=config,
+            ):
+                bar.set_description(f"batch {batch.index + 1}/{len(specs)} {batch.spec.name}")
+                records = _records(batch.frame, batch.event_times())
+                probabilities: list[float] = []
+                decisions: list[str] = []
+                failed = 0
+                for lo in range(0, len(records), request_size):
+                    chunk = records[lo : lo + request_size]
+                    if request_size == 1:
+                        response = _post(client, "/predict", orjson.dumps(chunk[0]), headers)
+                    else:
+                        response = _post(client, "/predict/batch", orjson.dumps(chunk), headers)
+                    if response.status_code == 200:
+                        body = response.json()
+                        answers = [body] if request_size == 1 else body["predictions"]
+                        probabilities += [a["probability"] for a in answers]
+                        decisions += [a["decision"] for a in answers]
+                    elif response.status_code == 403 and batch.start is not None:
+                        raise SimulatorError(
+                            f"the API refused the event times ({_detail(response)}). Start it "
+                            "with CREDIT_DRIFT_ALLOW_REPLAY=1, or use --mode replay to write "
+                            "the traffic without HTTP"
+                        )
+                    elif 400 <= response.status_code < 500:
+                        raise SimulatorError(
+                            f"the API answered {response.status_code} to batch "
+                            f"{batch.index + 1}: {_detail(response)}"
+                        )
+                    else:
+                        failed += len(chunk)
+                    bar.update(len(chunk))
+                outcomes.append(
+                    BatchOutcome(
+                        index=batch.index,
+                        name=batch.spec.name,
+                        kind=batch.spec.kind,
+                        intensity=batch.spec.intensity,
+                        start=batch.start,
+                        n_sent=len(records),
+                        n_logged=len(probabilities),
+                        n_failed=failed,
+                        refused_share=float(np.mean(np.array(decisions) == "REFUSED"))
+                        if decisions
+                        else float("nan"),
+                        mean_probability=float(np.mean(probabilities))
+                        if probabilities
+                        else float("nan"),
+                    )
+                )
+    return SimulationSummary("http", scenario.name, tuple(outcomes), time.perf_counter() - t0)
+
+
+# -- the command line (wired by credit_drift.cli) -------------------------------------------
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `credit-drift simulate`."""
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"scoring API (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help="a shipped scenario name ("
+        + ", ".join(available_scenarios())
+        + ") or the path of a JSON scenario file (default notebook: 3 clean, gradual "
+        "0.1/0.2/0.3, sudden 0.5/0.7). Drift kinds: " + ", ".join(DRIFT_KINDS),
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"applications per batch (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--n-batches", type=int, help="send only the first N batches (default: all of them)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="same seed, same traffic (default 42)"
+    )
+    parser.add_argument(
+        "--pool", help="unseen applications (default $CREDIT_DRIFT_DATA_DIR/pool.parquet)"
+    )
+    parser.add_argument(
+        "--start-date",
+        help="place batch i on START + i x INTERVAL (UTC, e.g. 2026-11-01); over HTTP the API "
+        "must run with CREDIT_DRIFT_ALLOW_REPLAY=1",
+    )
+    parser.add_argument(
+        "--batch-interval", default="1d", help="time between batches: 1d, 6h, 30m (default 1d)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("http", "replay", "bulk"),
+        default="http",
+        help="http: POST to the API (default); replay: score and log directly through the "
+        "storage code, no HTTP (needs the model and DATABASE_URL); bulk: backfill "
+        "--rows-per-day predictions on each day (benchmarks)",
+    )
+    parser.add_argument(
+        "--request-size",
+        type=int,
+        default=1,
+        help="applications per HTTP request: 1 = POST /predict each (default), more = "
+        "POST /predict/batch",
+    )
+    parser.add_argument("--api-key", help="API key (default CREDIT_DRIFT_API_KEY)")
+    parser.add_argument(
+        "--rows-per-day", type=int, default=100_000, help="bulk mode: predictions per day"
+    )
+    parser.add_argument(
+        "--days", type=int, help="bulk mode: number of days (default: the scenario's batches)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSummary | Any:
+    """Run `credit-drift simulate` with parsed arguments; prints a summary."""
+    from credit_drift.cli import CliError
+    from credit_drift.simulator.scenario import ScenarioError
+
+    pool_path = Path(args.pool) if args.pool else Path(settings.data_dir) / "pool.parquet"
+    progress = not args.no_progress
+    try:
+        scenario = load_scenario(args.scenario)
+        if args.mode == "http":
+            summary = simulate(
+                args.url,
+                pool=pool_path,
+                scenario=scenario,
+                batch_size=args.batch_size,
+                n_batches=args.n_batches,
+                seed=args.seed,
+                start_date=args.start_date,
+                batch_interval=args.batch_interval,
+                request_size=args.request_size,
+                api_key=args.api_key if args.api_key is not None else settings.api_key,
+                progress=progress,
+            )
+            print(summary.table())
+            return summary
+        from credit_drift.data.loader import load_pool
+        from credit_drift.model.artifacts import load_artifacts
+
+        artifacts = load_artifacts(settings.artifacts_dir)
+        if not pool_path.is_file():
+            raise SimulatorError(
+                f"pool of unseen applications {pool_path} does not exist: run `credit-drift "
+                "generate-data` (it writes data/pool.parquet) or pass --pool"
+            )
+        pool = load_pool(pool_path, artifacts.schema)
+        if args.mode == "replay":
+            summary = replay(
+                database_url=settings.database_url,
+                artifacts=artifacts,
+                pool=pool,
+                scenario=scenario,
+                batch_size=args.batch_size,
+                n_batches=args.n_batches,
+                seed=args.seed,
+                start_date=args.start_date,
+                batch_interval=args.batch_interval,
+                progress=progress,
+            )
+            print(summary.table())
+            return summary
+        backfill = bulk_backfill(
+            database_url=settings.database_url,
+            artifacts=artifacts,
+            pool=pool,
+            scenario=scenario,
+            days=args.days,
+            rows_per_day=args.rows_per_day,
+            start_date=args.start_date or settings.partitions_start,
+            seed=args.seed,
+            progress=progress,
+        )
+        print(
+            f"{backfill.n_rows} predictions on {len(backfill.days)} days "
+            f"({backfill.days[0]} .. {backfill.days[-1]}) in {backfill.elapsed_s:.1f} s: "
+            f"{backfill.rows_per_second:,.0f} rows/s (scoring {backfill.scoring_s:.1f} s, "
+            f"writing {backfill.writing_s:.1f} s)"
+        )
+        return backfill
+    except (SimulatorError, ScenarioError) as exc:
+        raise CliError(str(exc)) from None
