@@ -226,3 +226,30 @@ def test_split_batches_numeric_fast_path_and_errors():
             validator.validate_split(doc)
         assert info.value.status == 422
         assert field in {e.field for e in info.value.errors}, (doc, info.value.errors)
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"a": 1.5, "b": None, "c": -2}, True),
+        ([{"a": 1, "b": 2}, {"a": 3, "b": None}], True),
+        ({"columns": ["a", "b"], "data": [[1, 2], [None, 3.5]], "index": [0, 1]}, True),
+        ({"columns": ["a", "b"], "data": [[1, 2]], "index": ["r1"]}, True),
+        ({"a": "1.5", "b": 2}, False),  # a numeric string is not a number
+        ({"a": True, "b": 2}, False),
+        ([{"a": 1}, {"a": "x"}], False),
+        ({"columns": ["a", "b"], "data": [[1, "2"]]}, False),
+        ({"columns": ["a", "event_time"], "data": [[1, "2026-11-01T00:00:00Z"]]}, False),
+        ({'we"ird': 1}, False),  # an escaped quote in a name: not trusted, checked in full
+        ({"is_true": 1}, False),  # "true" inside a name: not trusted, checked in full
+        ([1, 2], False),
+    ],
+)
+def test_body_has_only_numbers(doc, expected):
+    from credit_drift.serving.validation import body_has_only_numbers
+
+    body = json.dumps(doc).encode()
+    assert body_has_only_numbers(body, json.loads(body)) is expected
+    # Whatever the hint says, a wrong value is still refused when the hint is False.
+    compact = json.dumps(doc, separators=(",", ":")).encode()
+    assert body_has_only_numbers(compact, json.loads(compact)) is expected

@@ -238,3 +238,9 @@ def test_cli_simulate_replay_and_http(
 
     assert main(["simulate", "--scenario", "nope", *common]) == 2
     assert "nope" in capsys.readouterr().err
+
+    # Bulk mode defaults to the 30-day `month` scenario from CREDIT_DRIFT_PARTITIONS_START.
+    bulk = ["--mode", "bulk", "--rows-per-day", "40", "--days", "3", "--no-progress"]
+    assert main(["simulate", *bulk, "--pool", str(pool_path)]) == 0
+    assert _days(sqlite_url, "bulk") == _expected_days(3, 40)
+    assert "120 predictions on 3 days" in capsys.readouterr().out

@@ -39,7 +39,12 @@ from credit_drift.serving.models import (
 )
 from credit_drift.serving.request_log import ApiLogWriter, api_logger, log_json
 from credit_drift.serving.service import ScoredBatch, ScoringService
-from credit_drift.serving.validation import EVENT_TIME_FIELD, RequestRejected, parse_json
+from credit_drift.serving.validation import (
+    EVENT_TIME_FIELD,
+    RequestRejected,
+    body_has_only_numbers,
+    parse_json,
+)
 from credit_drift.settings import Settings
 from credit_drift.storage.api_logs import ApiLogRow, insert_api_logs
 
@@ -106,6 +111,13 @@ class RequestLogMiddleware:
         state["n_items"] = 0
         status = 500
         started = False
+        logged = False
+
+        def finish() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                self._log(scope, state, created, request_id, status, t0)
 
         async def send_logged(message) -> None:
             nonlocal status, started
@@ -115,6 +127,10 @@ class RequestLogMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Logged before the last byte leaves: a client that has its answer can count
+                # on the log row being queued (and on the JSON line being written).
+                finish()
             await send(message)
 
         try:
@@ -136,43 +152,42 @@ class RequestLogMiddleware:
                 response = _error(request_id, 500, "internal error; see the server log")
                 await response(scope, receive, send_logged)
         finally:
-            latency_ms = (time.perf_counter() - t0) * 1000.0
-            client = scope.get("client")
-            row = ApiLogRow(
-                created_at=created,
-                request_id=request_id,
-                method=scope.get("method", ""),
-                endpoint=scope.get("path", "")[:256],
-                status_code=status,
-                latency_ms=latency_ms,
-                error=state.get("log_error"),
-                n_items=int(state.get("n_items") or 0),
-                client=client[0] if client else None,
-            )
-            level = (
-                logging.ERROR
-                if status >= 500
-                else logging.WARNING
-                if status >= 400
-                else logging.INFO
-            )
-            log_json(
-                self.logger,
-                level,
-                {
-                    "ts": created.isoformat(),
-                    "event": "request",
-                    "request_id": request_id,
-                    "method": row.method,
-                    "endpoint": row.endpoint,
-                    "status": status,
-                    "latency_ms": round(latency_ms, 3),
-                    "n_items": row.n_items,
-                    "error": row.error,
-                    "client": row.client,
-                },
-            )
-            self.writer.submit(row)
+            finish()
+
+    def _log(self, scope, state, created, request_id: str, status: int, t0: float) -> None:
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        client = scope.get("client")
+        row = ApiLogRow(
+            created_at=created,
+            request_id=request_id,
+            method=scope.get("method", ""),
+            endpoint=scope.get("path", "")[:256],
+            status_code=status,
+            latency_ms=latency_ms,
+            error=state.get("log_error"),
+            n_items=int(state.get("n_items") or 0),
+            client=client[0] if client else None,
+        )
+        level = (
+            logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        )
+        log_json(
+            self.logger,
+            level,
+            {
+                "ts": created.isoformat(),
+                "event": "request",
+                "request_id": request_id,
+                "method": row.method,
+                "endpoint": row.endpoint,
+                "status": status,
+                "latency_ms": round(latency_ms, 3),
+                "n_items": row.n_items,
+                "error": row.error,
+                "client": row.client,
+            },
+        )
+        self.writer.submit(row)
 
 
 def _bearer_or_header(request: Request) -> str | None:
@@ -382,16 +397,27 @@ def create_app(
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def answer(scored: ScoredBatch, k: int) -> dict[str, Any]:
-        return {
-            "request_id": scored.request_ids[k],
-            "probability": float(scored.probability[k]),
-            "decision": scored.decision[k],
-            "threshold": service.threshold,
-            "model_version": service.model_version,
-            "inference_time_ms": scored.per_row_ms,
-            "created_at": scored.created_at[k].isoformat(),
-        }
+    def answers(scored: ScoredBatch) -> list[dict[str, Any]]:
+        per_row_ms = scored.per_row_ms
+        iso: dict[int, str] = {}  # rows of a live batch share one time stamp object
+        return [
+            {
+                "request_id": rid,
+                "probability": p,
+                "decision": decision,
+                "threshold": service.threshold,
+                "model_version": service.model_version,
+                "inference_time_ms": per_row_ms,
+                "created_at": iso.get(id(when)) or iso.setdefault(id(when), when.isoformat()),
+            }
+            for rid, p, decision, when in zip(
+                scored.request_ids,
+                scored.probability.tolist(),
+                scored.decision.tolist(),
+                scored.created_at,
+                strict=True,
+            )
+        ]
 
     def rejected(request: Request, exc: RequestRejected) -> Response:
         rid = record(request, error=exc.message)
@@ -472,8 +498,10 @@ def create_app(
                 "expected one application as a JSON object of feature name to value "
                 "(send a JSON array to /predict/batch)",
             )
-        scored = service.score_and_log([item], request_id=rid, batch=False)
-        return orjson.dumps(answer(scored, 0))
+        scored = service.score_and_log(
+            [item], request_id=rid, batch=False, numbers_only=body_has_only_numbers(body, item)
+        )
+        return orjson.dumps(answers(scored)[0])
 
     @app.post(
         "/predict/batch",
@@ -518,7 +546,9 @@ def create_app(
                 413,
                 f"batch of {n_items} applications exceeds the limit of {config.max_batch_size}",
             )
-        scored = service.score_and_log(items, request_id=rid, batch=True)
+        scored = service.score_and_log(
+            items, request_id=rid, batch=True, numbers_only=body_has_only_numbers(body, items)
+        )
         return orjson.dumps(
             {
                 "request_id": rid,
@@ -526,7 +556,7 @@ def create_app(
                 "threshold": service.threshold,
                 "n_predictions": len(scored),
                 "inference_time_ms": scored.inference_time_ms,
-                "predictions": [answer(scored, k) for k in range(len(scored))],
+                "predictions": answers(scored),
             }
         )
 

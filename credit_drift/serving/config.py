@@ -40,7 +40,7 @@ class ServingConfig:
     batch_threads: int = 0
     batch_threads_min_rows: int = 200
     log_queue_rows: int = 100_000
-    log_flush_seconds: float = 0.2
+    log_flush_seconds: float = 0.5
     log_batch_rows: int = 500
     max_listed_errors: int = 500
     shutdown_flush_seconds: float = 5.0

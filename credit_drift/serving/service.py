@@ -38,7 +38,7 @@ class ScoredBatch:
     request_ids: list[str]
     probability: np.ndarray
     decision: np.ndarray
-    created_at: list[dt.datetime] | np.ndarray
+    created_at: list[dt.datetime]
     inference_time_ms: float  # validation + packing + scoring of the whole request
     source: str
 
@@ -98,19 +98,26 @@ class ScoringService:
         return np.asarray(self.artifacts.decide(proba), dtype=object)
 
     # -- the API path ------------------------------------------------------------------------
-    def validate(self, items: Sequence[Any] | dict, *, batch: bool) -> ValidatedApplications:
+    def validate(
+        self, items: Sequence[Any] | dict, *, batch: bool, numbers_only: bool = False
+    ) -> ValidatedApplications:
         if isinstance(items, dict):
-            return self.validator.validate_split(items)
-        return self.validator.validate(items, batch=batch)
+            return self.validator.validate_split(items, numbers_only=numbers_only)
+        return self.validator.validate(items, batch=batch, numbers_only=numbers_only)
 
     def score_and_log(
-        self, items: Sequence[Any] | dict, *, request_id: str, batch: bool
+        self,
+        items: Sequence[Any] | dict,
+        *,
+        request_id: str,
+        batch: bool,
+        numbers_only: bool = False,
     ) -> ScoredBatch:
         """Validate decoded JSON applications (a list of objects, or a split-layout batch
         `{"columns", "data"}`), score them, log them; raises RequestRejected (bad input) or
         DatabaseUnavailable (nothing logged, nothing answered)."""
         t0 = time.perf_counter()
-        valid = self.validate(items, batch=batch)
+        valid = self.validate(items, batch=batch, numbers_only=numbers_only)
         proba = self.predict(valid.matrix)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         ids = [request_id] if not batch else [f"{request_id}-{k}" for k in range(len(valid))]
@@ -143,7 +150,7 @@ class ScoringService:
         n = matrix.shape[0]
         decision = self.decide(proba)
         per_row = inference_time_ms / max(n, 1)
-        stamps: list[dt.datetime] | np.ndarray
+        stamps: list[dt.datetime]
         if created_at is None:
             now = dt.datetime.now(dt.UTC)
             stamps = [now] * n

@@ -46,6 +46,8 @@ from credit_drift.simulator.scenario import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+#: Scenario of `--mode bulk` when none is given: 30 days (clean, gradual, shift, break, sudden).
+BULK_SCENARIO = "month"
 #: Attempts per request when the API answers 503 (database down), and the pause between them.
 RETRIES_ON_503 = 5
 RETRY_PAUSE_S = 1.0
@@ -231,11 +233,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"scoring API (default {DEFAULT_URL})")
     parser.add_argument(
         "--scenario",
-        default=DEFAULT_SCENARIO,
         help="a shipped scenario name ("
         + ", ".join(available_scenarios())
-        + ") or the path of a JSON scenario file (default notebook: 3 clean, gradual "
-        "0.1/0.2/0.3, sudden 0.5/0.7). Drift kinds: " + ", ".join(DRIFT_KINDS),
+        + ") or the path of a JSON scenario file (default: notebook, 3 clean, gradual "
+        f"0.1/0.2/0.3, sudden 0.5/0.7; in bulk mode {BULK_SCENARIO}, 30 days). Drift kinds: "
+        + ", ".join(DRIFT_KINDS),
     )
     parser.add_argument(
         "--batch-size",
@@ -293,7 +295,8 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
     pool_path = Path(args.pool) if args.pool else Path(settings.data_dir) / "pool.parquet"
     progress = not args.no_progress
     try:
-        scenario = load_scenario(args.scenario)
+        default = BULK_SCENARIO if args.mode == "bulk" else DEFAULT_SCENARIO
+        scenario = load_scenario(args.scenario or default)
         if args.mode == "http":
             summary = simulate(
                 args.url,
