@@ -1,0 +1,142 @@
+"""The drift assets materialized with Dagster on real logged predictions, on SQLite and
+PostgreSQL: statuses, idempotent reports, NO_DATA, checks, and the alert sensor's exactly-once."""
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from credit_drift.data.generator import write_datasets
+from credit_drift.data.loader import load_pool, load_training_data
+from credit_drift.definitions import defs
+from credit_drift.defs.assets import (
+    drift_report,
+    evidently_report,
+    feature_drift,
+    operational_metrics,
+    production_window,
+    reference_profile,
+)
+from credit_drift.defs.resources import CreditDriftResource
+from credit_drift.model.artifacts import save_artifacts
+from credit_drift.model.train import TrainConfig, train_model
+from credit_drift.simulator.replay import replay
+from credit_drift.simulator.scenario import Scenario
+from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.reports import read_alerts, read_drift_reports
+
+WINDOWED = [production_window, feature_drift, evidently_report, drift_report, operational_metrics]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    paths = write_datasets(root / "data", n_rows=4000, pool_rows=4000, seed=7)
+    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
+    artifacts = train_model(data, config=TrainConfig(n_estimators=30, n_jobs=1))
+    save_artifacts(artifacts, root / "artifacts")
+    return root, paths, artifacts
+
+
+@pytest.fixture
+def project(db_url, model_dir, tmp_path, monkeypatch):
+    root, paths, artifacts = model_dir
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
+    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
+    upgrade(db_url)
+    pool = load_pool(paths.pool, artifacts.schema)
+    scenario = Scenario.from_dict(
+        {"name": "t", "batches": [{"kind": "clean"}, {"kind": "sudden", "intensity": 0.7}]}
+    )
+    replay(
+        database_url=db_url,
+        artifacts=artifacts,
+        pool=pool,
+        scenario=scenario,
+        batch_size=600,
+        start_date="2026-11-01",
+        progress=False,
+    )
+    resource = CreditDriftResource(evidently_max_columns=8)
+    return resource, make_engine(db_url)
+
+
+def _materialize(resource, instance, day):
+    return dg.materialize(
+        WINDOWED, partition_key=day, resources={"project": resource}, instance=instance
+    )
+
+
+def test_partitions_statuses_idempotence_no_data_and_alerts(project):
+    resource, engine = project
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(
+        [reference_profile], resources={"project": resource}, instance=instance
+    ).success
+
+    clean = _materialize(resource, instance, "2026-11-01")
+    sudden = _materialize(resource, instance, "2026-11-02")
+    empty = _materialize(resource, instance, "2026-11-05")
+    assert clean.success and sudden.success and empty.success
+    # Re-materializing a window replaces its report and results, never duplicates them.
+    assert _materialize(resource, instance, "2026-11-02").success
+
+    reports = read_drift_reports(engine)
+    reports.index = reports["report_date"].astype(str).str[:10]
+    assert list(reports.index) == ["2026-11-01", "2026-11-02", "2026-11-05"]
+    assert reports.loc["2026-11-01", "status"] == "OK"
+    assert reports.loc["2026-11-02", "status"] == "ALERT"
+    assert reports.loc["2026-11-02", "drift_percentage"] > 30
+    assert reports.loc["2026-11-05", "status"] == "NO_DATA"
+    assert reports.loc["2026-11-05", "n_predictions"] == 0
+    assert reports["drift_percentage"].isna().loc["2026-11-05"]  # no fake 0%
+    with engine.connect() as conn:
+        n_rows = conn.execute(
+            sa.text("select count(*) from feature_drift_results where report_date = :d"),
+            {"d": reports.loc["2026-11-02", "report_date"]},
+        ).scalar()
+    assert n_rows == 419
+
+    checks = {
+        (e.check_name, e.passed, e.severity)
+        for e in sudden.get_asset_check_evaluations()
+        if e.check_name == "drifted_share"
+    }
+    assert checks == {("drifted_share", False, dg.AssetCheckSeverity.ERROR)}
+    meta = sudden.asset_materializations_for_node("drift_report")[0].metadata
+    assert isinstance(meta["drift_percentage"], dg.FloatMetadataValue)
+    assert isinstance(meta["top_drifted_features"], dg.TableMetadataValue)
+
+    # The sensor alerts once per ALERT window, and never again on later ticks.
+    sensor = defs.resolve_sensor_def("drift_alert_sensor")
+    cursor = None
+    requested = []
+    for _ in range(2):
+        with dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"project": resource}
+        ) as context:
+            result = sensor(context)
+            cursor = context.cursor
+        if isinstance(result, list):
+            requested += [r.run_key for r in result]
+    assert requested == ["drift-alert-2026-11-02"]
+    # A replayed cursor (daemon restart) alerts nothing twice: the alert row is unique per window.
+    with dg.build_sensor_context(
+        instance=instance, cursor=None, resources={"project": resource}
+    ) as context:
+        again = sensor(context)
+    assert not isinstance(again, list)
+    alerts = read_alerts(engine)
+    assert alerts["report_date"].astype(str).str[:10].tolist() == ["2026-11-02"]
+
+
+def test_schedule_targets_the_previous_day():
+    import datetime as dt
+
+    schedule = defs.resolve_schedule_def("daily_drift_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 11, 5, 0, 30, tzinfo=dt.UTC)
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert [r.partition_key for r in requests] == ["2026-11-04"]
