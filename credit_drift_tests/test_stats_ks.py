@@ -50,6 +50,8 @@ def mixed_columns(rng, n, shift=0.0):
         np.full(n, 7.0),
         rng.lognormal(3 + shift, 1, n),
         np.where(rng.random(n) < 0.5, np.nan, rng.normal(shift, 1, n)),
+        rng.integers(-50, 50, n).astype(float) + np.round(shift * 10),  # counted, not sorted
+        rng.integers(0, 3, n) * 1e7,  # integers too far apart to count: sorted
         np.full(n, np.nan),
     ]
     return cols

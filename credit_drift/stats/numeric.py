@@ -1,12 +1,13 @@
 """One pass over a window's numeric columns against their reference summaries.
 
-Pure numpy. Each window column is sorted once, reduced to its distinct values, merged with the
-reference's distinct values, and everything the drift
-statistics need is read off that pass: the two ECDFs at every point where either can jump (for
-the KS statistic), the integral of their absolute difference (Wasserstein-1), and counts in the
-reference's quantile bins (PSI). `ks.py` turns the statistic into scipy's p-value and `effect.py`
-turns the rest into effect sizes. Columns are spread over a small thread pool: numpy releases the
-GIL in sort, searchsorted and the element-wise passes that dominate here.
+Pure numpy. Each window column is reduced once to its sorted distinct values and their counts
+(one sort, or a bincount when it holds small integers), then one binary search of the smaller
+set of distinct values into the larger places both in merged order, and everything the drift
+statistics need is read off that: the two ECDFs at every point where either can jump (for the KS
+statistic, bit-identical to scipy's), the integral of their absolute difference (Wasserstein-1)
+and counts in the reference's quantile bins (PSI). `ks.py` turns the statistic into scipy's
+p-value and `effect.py` turns the rest into effect sizes. Columns are spread over a small thread
+pool: numpy releases the GIL in sort, searchsorted and the element-wise passes that dominate.
 """
 
 from collections.abc import Sequence
