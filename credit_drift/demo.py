@@ -194,7 +194,7 @@ def run_demo(
     print_status(settings)
     print(
         f"\nreports and plots: {settings.reports_dir}/<day>/ (evidently_report.html, *.png)\n"
-        f"Dagster UI on this state:  CREDIT_DRIFT_HOME={paths.home} credit-drift ui\n"
+        f"Dagster UI on this state:  credit-drift ui --home {paths.home}\n"
         f"  (then open http://127.0.0.1:3000, Assets -> drift_report -> partitions)\n"
         f"total {step.elapsed():.0f} s"
     )
