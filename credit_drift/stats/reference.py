@@ -97,18 +97,12 @@ class NumericReference:
     def cum(self) -> np.ndarray:
         """cum[k] = number of reference values < values[k]; cum[-1] = n (length len(values)+1).
 
-        Cached with `ecdf_integral`: together they are what every window reads, and computing
-        them per window would cost a pass over all distinct values per feature. Memory: about
-        25 bytes per distinct value with values and counts."""
+        Cached: every window reads it, and computing it per window would cost a pass over all
+        distinct values per feature. Memory: about 25 bytes per distinct value with values and
+        counts."""
         out = np.zeros(self.values.size + 1, dtype=np.int64)
         np.cumsum(self.counts, dtype=np.int64, out=out[1:])
         return out
-
-    @cached_property
-    def ecdf_integral(self) -> np.ndarray:
-        """Running integral of the reference ECDF at each distinct value (from the first one);
-        cached because every small window's Wasserstein distance reads it."""
-        return ecdf_integral(self.values, self.cum)
 
     @cached_property
     def std(self) -> float:
@@ -206,15 +200,6 @@ class CategoricalReference:
             and self.categories == other.categories
             and np.array_equal(self.counts, other.counts)
         )
-
-
-def ecdf_integral(values: np.ndarray, cum: np.ndarray) -> np.ndarray:
-    """J[i] = integral of the ECDF from values[0] to values[i], for distinct sorted values with
-    cum[i] = #values below values[i] (cum[-1] = total): running sums of non-negative steps."""
-    steps = cum[1:-1] / cum[-1] * np.diff(values)
-    out = np.zeros(values.size)
-    np.cumsum(steps, out=out[1:])
-    return out
 
 
 def category_text(column: pd.Series | Sequence[Any]) -> pd.Series:
