@@ -200,8 +200,16 @@ def raise_alert(engine, settings: Settings, day: str) -> RaisedAlert | None:
     return alert
 
 
+#: At most this many failed alerts are re-delivered per sensor tick (oldest first), so that a
+#: webhook that accepts connections but never answers cannot push a tick past Dagster's sensor
+#: timeout: worst case 3 x (3 x 5 s timeout + backoff).
+WEBHOOK_RETRIES_PER_TICK = 3
+
+
 def retry_failed_webhooks(engine, settings: Settings) -> list[str]:
-    """Deliver again the alerts whose webhook failed earlier (bounded total attempts)."""
+    """Deliver again the alerts whose webhook failed earlier: never more than
+    WEBHOOK_MAX_TOTAL_ATTEMPTS attempts per alert in all, WEBHOOK_RETRIES_PER_TICK alerts per
+    call (oldest first)."""
     from credit_drift.storage.reports import read_alerts, update_alert_webhook
 
     if not settings.alert_webhook_url:
@@ -211,8 +219,8 @@ def retry_failed_webhooks(engine, settings: Settings) -> list[str]:
     pending = alerts[
         alerts["webhook_status"].isin(["failed", "pending"])
         & (alerts["webhook_attempts"] < WEBHOOK_MAX_TOTAL_ATTEMPTS)
-    ]
-    for row in pending.itertuples():
+    ].sort_values("report_date")
+    for row in pending.head(WEBHOOK_RETRIES_PER_TICK).itertuples():
         day = str(row.report_date)[:10]
         alert = RaisedAlert(
             day,
@@ -221,7 +229,10 @@ def retry_failed_webhooks(engine, settings: Settings) -> list[str]:
             list(row.top_features or []),
             "retry",
         )
-        ok, attempts, error = post_webhook(settings.alert_webhook_url, slack_body(alert))
+        remaining = WEBHOOK_MAX_TOTAL_ATTEMPTS - int(row.webhook_attempts)
+        ok, attempts, error = post_webhook(
+            settings.alert_webhook_url, slack_body(alert), attempts=min(WEBHOOK_ATTEMPTS, remaining)
+        )
         update_alert_webhook(
             engine,
             dt.date.fromisoformat(day),

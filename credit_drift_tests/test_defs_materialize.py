@@ -140,3 +140,138 @@ def test_schedule_targets_the_previous_day():
     )
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2026-11-04"]
+
+
+# -- a window where only some features moved, an older logged schema, and the CLI ------------
+SHIFTED = {"EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3"}  # what feature_shift rewrites
+
+
+@pytest.fixture
+def shifted_project(db_url, model_dir, tmp_path, monkeypatch):
+    """Day 1 clean, day 2 the external-score provider changes its formula (EXT_SOURCE_* only),
+    day 3 logged by an older client whose feature list lacks one model feature and has one
+    the model no longer uses."""
+    from credit_drift.features import FeatureSchema, FeatureSpec
+    from credit_drift.storage.predictions import bulk_insert_predictions
+
+    root, paths, artifacts = model_dir
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
+    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
+    upgrade(db_url)
+    pool = load_pool(paths.pool, artifacts.schema)
+    scenario = Scenario.from_dict(
+        {"name": "t", "batches": [{"kind": "clean"}, {"kind": "feature_shift", "intensity": 1.0}]}
+    )
+    replay(
+        database_url=db_url,
+        artifacts=artifacts,
+        pool=pool,
+        scenario=scenario,
+        batch_size=600,
+        start_date="2026-11-01",
+        progress=False,
+    )
+    schema = artifacts.schema
+    dropped = schema.numeric_names[-1]
+    old = FeatureSchema(
+        tuple(f for f in schema.features if f.name != dropped)
+        + (FeatureSpec("LEGACY_BUREAU_SCORE", "numeric"),)
+    )
+    frame = pool.head(50).copy()
+    frame["LEGACY_BUREAU_SCORE"] = 0.5
+    matrix, cats = old.pack_frame(frame)
+    import datetime as dt
+
+    engine = make_engine(db_url)
+    bulk_insert_predictions(
+        engine,
+        old,
+        created_at=[dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)] * len(frame),
+        matrix=matrix,
+        categorical=cats,
+        probability=0.1,
+        decision="APPROVED",
+        threshold=0.5,
+        model_version="old-client",
+    )
+    return CreditDriftResource(evidently_max_columns=8), engine, dropped
+
+
+def test_only_the_shifted_features_are_flagged_and_an_old_schema_is_named(shifted_project):
+    from credit_drift.storage.reports import read_feature_drift
+
+    resource, engine, dropped = shifted_project
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(
+        [reference_profile], resources={"project": resource}, instance=instance
+    ).success
+    results = {day: _materialize(resource, instance, day) for day in ("2026-11-01", "2026-11-02")}
+    assert all(r.success for r in results.values())
+
+    import datetime as dt
+
+    clean = read_feature_drift(engine, dt.date(2026, 11, 1))
+    shifted = read_feature_drift(engine, dt.date(2026, 11, 2))
+    assert len(clean) == len(shifted) == 419
+    assert clean["drifted"].sum() == 0
+    flagged = set(shifted.loc[shifted["drifted"], "feature"])
+    assert flagged == SHIFTED, flagged
+    # The unshifted features are tested too (a p-value each), they just do not pass the policy.
+    others = shifted[~shifted["feature"].isin(SHIFTED)]
+    assert others["p_value"].notna().sum() > 400
+
+    # Day 3 was logged by an older client: the check fails and names both differences.
+    old_day = dg.materialize(
+        [production_window],
+        partition_key="2026-11-03",
+        resources={"project": resource},
+        instance=instance,
+    )
+    assert old_day.success  # a failed ERROR check is reported, the window is still stored
+    (check,) = [
+        e for e in old_day.get_asset_check_evaluations() if e.check_name == "features_match_model"
+    ]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["missing_features"].value == [dropped]
+    assert check.metadata["extra_features"].value == ["LEGACY_BUREAU_SCORE"]
+    ok_day = results["2026-11-01"].get_asset_check_evaluations()
+    assert {e.check_name: e.passed for e in ok_day}["features_match_model"] is True
+
+
+def test_dagster_cli_materializes_a_partition_on_a_fresh_dagster_home(project, tmp_path):
+    """`dagster asset materialize -m ... --select ... --partition ...`, as the README says, in a
+    fresh DAGSTER_HOME and outside the repository (whose dagster.yaml is the production one)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, engine = project
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    dagster = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
+    module = ["-m", "credit_drift.definitions"]
+    windowed = "production_window,feature_drift,evidently_report,drift_report,operational_metrics"
+    for extra in (
+        ["--select", "reference_profile"],
+        ["--select", windowed, "--partition", "2026-11-02"],
+    ):
+        done = subprocess.run(
+            [*dagster, *module, *extra],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    reports = read_drift_reports(engine)
+    assert reports["report_date"].astype(str).str[:10].tolist() == ["2026-11-02"]
+    assert reports["status"].tolist() == ["ALERT"]
+    # The runs are in the fresh instance, so the UI on that DAGSTER_HOME shows them.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=10).records
+        assert [r.asset_materialization.partition for r in records] == ["2026-11-02"]

@@ -5,6 +5,10 @@ materialization is visited once (backfills included, several per tick included).
 does not rest on the cursor alone: the alert row is inserted under a UNIQUE(report_date)
 constraint and the alert run carries run_key `drift-alert-<day>`, so a reset cursor, a daemon
 restart or a re-materialization of the same window alerts nothing twice.
+
+Every tick (also one with no new materialization) first re-delivers the alerts whose webhook
+failed earlier (`monitoring.retry_failed_webhooks`, bounded by WEBHOOK_MAX_TOTAL_ATTEMPTS per
+alert); a failure there is logged, never raised, so it cannot stop new windows from alerting.
 """
 
 import dagster as dg
@@ -25,6 +29,17 @@ BATCH = 100
     "whose drift_report status reaches CREDIT_DRIFT_ALERT_SEVERITY (ALERT by default).",
 )
 def drift_alert_sensor(context: dg.SensorEvaluationContext, project: CreditDriftResource):
+    settings = project.settings()
+    engine = None
+    if settings.alert_webhook_url:
+        # Before the new windows: an alert that fails right now has had its attempts this tick.
+        try:
+            engine = project.engine()
+            retried = monitoring.retry_failed_webhooks(engine, settings)
+            if retried:
+                context.log.info(f"retried the alert webhook for window(s) {', '.join(retried)}")
+        except Exception as exc:  # noqa: BLE001 - a retry failure must not stop new alerts
+            context.log.error(f"retrying failed alert webhooks failed: {type(exc).__name__}: {exc}")
     cursor = int(context.cursor) if context.cursor else 0
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=drift_report.key, after_storage_id=cursor),
@@ -33,8 +48,6 @@ def drift_alert_sensor(context: dg.SensorEvaluationContext, project: CreditDrift
     ).records
     if not records:
         return dg.SkipReason("no new drift_report materialization")
-    settings = project.settings()
-    engine = None
     run_requests = []
     for record in records:
         cursor = max(cursor, record.storage_id)

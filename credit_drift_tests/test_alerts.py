@@ -1,0 +1,408 @@
+"""The drift alert sensor end to end, on SQLite and PostgreSQL: one alert per alerting window
+after a backfill (exactly once, whatever the cursor), the webhook body received by a real HTTP
+server, a down webhook that loses nothing and is delivered on a later tick, and the
+CREDIT_DRIFT_ALERT_SEVERITY=WARNING option."""
+
+import datetime as dt
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+
+from credit_drift import monitoring
+from credit_drift.data.generator import write_datasets
+from credit_drift.data.loader import load_pool, load_training_data
+from credit_drift.definitions import defs
+from credit_drift.defs.assets import (
+    drift_report,
+    feature_drift,
+    production_window,
+    reference_profile,
+)
+from credit_drift.defs.resources import CreditDriftResource
+from credit_drift.model.artifacts import save_artifacts
+from credit_drift.model.train import TrainConfig, train_model
+from credit_drift.simulator.replay import replay
+from credit_drift.simulator.scenario import Scenario
+from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.reports import (
+    insert_alert,
+    read_alerts,
+    read_drift_reports,
+    read_feature_drift,
+    update_alert_webhook,
+)
+
+# drift_report depends on feature_drift only: the sensor needs nothing else materialized.
+WINDOW_ASSETS = [production_window, feature_drift, drift_report]
+START = "2026-11-01"
+BATCH_SIZE = 600  # measured: clean -> OK (0%), sudden 0.5/0.7 -> ALERT (50-57%), gradual 0.5 ->
+# WARNING (about 19%) with the module's model and the replay's default seed
+
+
+# -- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    paths = write_datasets(root / "data", n_rows=4000, pool_rows=4000, seed=7)
+    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
+    artifacts = train_model(data, config=TrainConfig(n_estimators=30, n_jobs=1))
+    save_artifacts(artifacts, root / "artifacts")
+    return root, paths, artifacts
+
+
+@pytest.fixture(autouse=True)
+def _fast_webhook(monkeypatch):
+    """No real backoff between webhook attempts, and no webhook unless a test sets one."""
+    monkeypatch.setattr(monitoring, "WEBHOOK_BACKOFF_S", 0.0)
+    monkeypatch.delenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("CREDIT_DRIFT_ALERT_SEVERITY", raising=False)
+
+
+@pytest.fixture
+def env(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture
+def project(env, model_dir, monkeypatch):
+    """Returns `setup(batches)`: replays the batches (batch i on START + i days), materializes
+    the reference profile, and gives (resource, engine, instance)."""
+    root, paths, artifacts = model_dir
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
+    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
+
+    def setup(batches):
+        replay(
+            database_url=env,
+            artifacts=artifacts,
+            pool=load_pool(paths.pool, artifacts.schema),
+            scenario=Scenario.from_dict({"name": "t", "batches": batches}),
+            batch_size=BATCH_SIZE,
+            start_date=START,
+            progress=False,
+        )
+        resource = CreditDriftResource(evidently_max_columns=8)
+        instance = dg.DagsterInstance.ephemeral()
+        assert dg.materialize(
+            [reference_profile], resources={"project": resource}, instance=instance
+        ).success
+        return resource, make_engine(env), instance
+
+    return setup
+
+
+class Webhook:
+    """A real local HTTP server recording every POSTed JSON body; answers `status`."""
+
+    def __init__(self):
+        self.status = 200
+        self.bodies: list[dict] = []
+        self.answers: list[int] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                status = hook.status
+                hook.bodies.append(body)
+                hook.answers.append(status)
+                payload = b"ok" if status < 300 else b"webhook down"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def delivered(self) -> list[dict]:
+        return [b for b, s in zip(self.bodies, self.answers, strict=True) if s < 300]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    hook = Webhook()
+    monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", hook.url)
+    yield hook
+    hook.close()
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
+
+
+def _materialize(resource, instance, day):
+    result = dg.materialize(
+        WINDOW_ASSETS, partition_key=day, resources={"project": resource}, instance=instance
+    )
+    assert result.success
+    return result
+
+
+def _day(i: int) -> str:
+    return (dt.date.fromisoformat(START) + dt.timedelta(days=i)).isoformat()
+
+
+def _tick(instance, resource, cursor):
+    """One sensor evaluation; returns (result, new cursor)."""
+    sensor = defs.resolve_sensor_def("drift_alert_sensor")
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"project": resource}
+    ) as context:
+        result = sensor(context)
+        return result, context.cursor
+
+
+def _config(request: dg.RunRequest) -> dict:
+    """The drift_alert op's config carried by an alert RunRequest."""
+    return request.run_config["ops"]["drift_alert"]["config"]
+
+
+def _statuses(engine) -> dict[str, str]:
+    reports = read_drift_reports(engine)
+    return dict(zip(reports["report_date"].astype(str).str[:10], reports["status"], strict=True))
+
+
+def _alerts(engine):
+    alerts = read_alerts(engine)
+    alerts.index = alerts["report_date"].astype(str).str[:10]
+    return alerts
+
+
+# -- a. backfill, exactly once -------------------------------------------------------------
+def test_backfill_alerts_each_alert_window_exactly_once(project):
+    resource, engine, instance = project(
+        [
+            {"kind": "clean"},
+            {"kind": "sudden", "intensity": 0.7},
+            {"kind": "clean"},
+            {"kind": "sudden", "intensity": 0.5},
+        ]
+    )
+    days = [_day(i) for i in range(4)]
+    for day in days:  # the whole backfill lands before the sensor's first tick
+        _materialize(resource, instance, day)
+    assert _statuses(engine) == dict(zip(days, ["OK", "ALERT", "OK", "ALERT"], strict=True))
+
+    first, cursor = _tick(instance, resource, None)
+    assert isinstance(first, list)
+    assert [r.run_key for r in first] == ["drift-alert-2026-11-02", "drift-alert-2026-11-04"]
+    for request, day in zip(first, ["2026-11-02", "2026-11-04"], strict=True):
+        config = _config(request)
+        assert config["report_date"] == day
+        assert config["status"] == "ALERT"
+        assert config["drift_percentage"] > 30
+        assert config["webhook_status"] == "disabled"
+        assert request.tags == {"credit_drift/report_date": day, "credit_drift/status": "ALERT"}
+
+    second, cursor = _tick(instance, resource, cursor)
+    assert isinstance(second, dg.SkipReason)
+    assert second.skip_message == "no new drift_report materialization"
+
+    _materialize(resource, instance, "2026-11-02")  # re-materializing an ALERT window
+    third, cursor = _tick(instance, resource, cursor)
+    assert isinstance(third, dg.SkipReason)
+    assert third.skip_message == "1 new report(s), none alerting"
+
+    # A reset cursor (daemon restart, cursor lost) sees all 5 materializations, alerts none.
+    reset, _ = _tick(instance, resource, None)
+    assert isinstance(reset, dg.SkipReason)
+    assert reset.skip_message == "5 new report(s), none alerting"
+
+    alerts = _alerts(engine)
+    assert list(alerts.index) == ["2026-11-02", "2026-11-04"]
+    reports = read_drift_reports(engine)
+    reports.index = reports["report_date"].astype(str).str[:10]
+    for day in alerts.index:
+        row = alerts.loc[day]
+        assert row["severity"] == "ALERT"
+        assert row["status"] == "open"
+        assert row["webhook_status"] == "disabled"
+        assert row["webhook_attempts"] == 0
+        assert row["drift_percentage"] == pytest.approx(reports.loc[day, "drift_percentage"])
+        assert row["drift_percentage"] > 30
+        results = read_feature_drift(engine, dt.date.fromisoformat(day))
+        expected = monitoring.top_drifted(results, 10)["feature"].tolist()
+        assert len(expected) == 10
+        assert list(row["top_features"]) == expected
+        drifted = set(results.loc[results["drifted"].astype(bool), "feature"])
+        assert set(expected) <= drifted
+
+
+# -- b. the webhook receives the body ------------------------------------------------------
+def test_webhook_receives_one_body_per_alert_window(project, webhook):
+    resource, engine, instance = project(
+        [{"kind": "sudden", "intensity": 0.7}, {"kind": "sudden", "intensity": 0.5}]
+    )
+    days = [_day(0), _day(1)]
+    for day in days:
+        _materialize(resource, instance, day)
+    assert _statuses(engine) == {d: "ALERT" for d in days}
+
+    result, _ = _tick(instance, resource, None)
+    assert [r.run_key for r in result] == [f"drift-alert-{d}" for d in days]
+    assert [_config(r)["webhook_status"] for r in result] == [
+        "sent",
+        "sent",
+    ]
+    assert webhook.answers == [200, 200]
+    alerts = _alerts(engine)
+    for day, body in zip(days, webhook.bodies, strict=True):
+        pct = alerts.loc[day, "drift_percentage"]
+        assert body["credit_drift"]["report_date"] == day
+        assert body["credit_drift"]["status"] == "ALERT"
+        assert body["credit_drift"]["drift_percentage"] == pytest.approx(pct)
+        assert body["credit_drift"]["top_features"] == list(alerts.loc[day, "top_features"])
+        assert day in body["text"]
+        assert f"{pct:.1f}%" in body["text"]
+        assert body["blocks"][0]["text"]["text"] == body["text"]
+    assert alerts["webhook_status"].tolist() == ["sent", "sent"]
+    assert alerts["webhook_attempts"].tolist() == [1, 1]
+    assert alerts["webhook_error"].isna().all()
+
+
+# -- c. a down webhook loses nothing ------------------------------------------------------
+def test_down_webhook_keeps_the_alert_and_a_later_tick_delivers_it(project, webhook):
+    resource, engine, instance = project([{"kind": "sudden", "intensity": 0.7}])
+    day = _day(0)
+    _materialize(resource, instance, day)
+    webhook.status = 500
+
+    result, cursor = _tick(instance, resource, None)  # does not raise
+    assert [r.run_key for r in result] == [f"drift-alert-{day}"]
+    assert _config(result[0])["webhook_status"] == "failed"
+    assert webhook.answers == [500] * monitoring.WEBHOOK_ATTEMPTS
+    row = _alerts(engine).loc[day]
+    assert row["webhook_status"] == "failed"
+    assert row["webhook_attempts"] == monitoring.WEBHOOK_ATTEMPTS
+    assert row["webhook_error"].startswith("HTTP 500")
+    assert "webhook down" in row["webhook_error"]
+
+    webhook.status = 200
+    again, cursor = _tick(instance, resource, cursor)  # no new materialization
+    assert isinstance(again, dg.SkipReason)
+    assert len(webhook.delivered()) == 1
+    body = webhook.delivered()[0]
+    assert body["credit_drift"]["report_date"] == day
+    assert day in body["text"]
+    row = _alerts(engine).loc[day]
+    assert row["webhook_status"] == "sent"
+    assert row["webhook_attempts"] == monitoring.WEBHOOK_ATTEMPTS + 1
+    assert row["webhook_error"] is None
+
+    # Delivered alerts are not sent again.
+    n_posts = len(webhook.bodies)
+    _tick(instance, resource, cursor)
+    assert len(webhook.bodies) == n_posts
+    assert len(read_alerts(engine)) == 1
+
+
+def test_retries_stop_after_the_total_attempt_budget(env, monkeypatch):
+    """Storage only (no model): an alert whose webhook is unreachable (closed port) is retried
+    on each tick until WEBHOOK_MAX_TOTAL_ATTEMPTS, then left as failed, never raising."""
+    engine = make_engine(env)
+    day = dt.date(2026, 11, 3)
+    assert insert_alert(
+        engine,
+        report_date=day,
+        severity="ALERT",
+        drift_percentage=42.0,
+        top_features=["AMT_CREDIT"],
+        webhook_status="failed",
+    )
+    update_alert_webhook(engine, day, webhook_status="failed", attempts=1, error="HTTP 503")
+    monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", _closed_port_url())
+    resource = CreditDriftResource()
+    instance = dg.DagsterInstance.ephemeral()
+
+    attempts = []
+    for _ in range(5):
+        result, _ = _tick(instance, resource, None)
+        assert isinstance(result, dg.SkipReason)
+        attempts.append(int(read_alerts(engine)["webhook_attempts"].iloc[0]))
+    step = monitoring.WEBHOOK_ATTEMPTS
+    budget = monitoring.WEBHOOK_MAX_TOTAL_ATTEMPTS
+    expected = [1]
+    for _ in range(5):
+        expected.append(min(expected[-1] + step, budget))
+    assert attempts == expected[1:] == [4, 7, 9, 9, 9]
+    row = read_alerts(engine).iloc[0]
+    assert row["webhook_status"] == "failed"
+    assert "ConnectError" in row["webhook_error"]
+
+
+def test_a_failing_retry_does_not_stop_the_sensor(env, monkeypatch, webhook):
+    def broken(engine, settings):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(monitoring, "retry_failed_webhooks", broken)
+    result, cursor = _tick(dg.DagsterInstance.ephemeral(), CreditDriftResource(), None)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == "no new drift_report materialization"
+    assert cursor is None
+
+
+# -- d. severity ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("status", "severity", "expected"),
+    [
+        ("ALERT", "ALERT", True),
+        ("WARNING", "ALERT", False),
+        ("OK", "ALERT", False),
+        ("NO_DATA", "ALERT", False),
+        (None, "ALERT", False),
+        ("ALERT", "WARNING", True),
+        ("WARNING", "WARNING", True),
+        ("OK", "WARNING", False),
+        ("NO_DATA", "WARNING", False),
+        ("bogus", "WARNING", False),
+    ],
+)
+def test_should_alert(status, severity, expected):
+    assert monitoring.should_alert(status, severity) is expected
+
+
+def test_warning_window_alerts_only_with_severity_warning(project, monkeypatch):
+    resource, engine, instance = project([{"kind": "gradual", "intensity": 0.5}])
+    day = _day(0)
+    _materialize(resource, instance, day)
+    report = read_drift_reports(engine).iloc[0]
+    assert report["status"] == "WARNING"
+    assert 10 <= report["drift_percentage"] < 30
+
+    # Default severity (ALERT): a WARNING window raises nothing.
+    result, _ = _tick(instance, resource, None)
+    assert isinstance(result, dg.SkipReason)
+    assert result.skip_message == "1 new report(s), none alerting"
+    assert read_alerts(engine).empty
+
+    monkeypatch.setenv("CREDIT_DRIFT_ALERT_SEVERITY", "WARNING")
+    result, _ = _tick(instance, resource, None)
+    assert [r.run_key for r in result] == [f"drift-alert-{day}"]
+    assert result[0].tags["credit_drift/status"] == "WARNING"
+    alerts = _alerts(engine)
+    assert list(alerts.index) == [day]
+    assert alerts.loc[day, "severity"] == "WARNING"
+    assert alerts.loc[day, "drift_percentage"] == pytest.approx(report["drift_percentage"])
