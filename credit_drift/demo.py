@@ -71,6 +71,11 @@ def fresh_state(home: Path) -> DemoPaths:
                 f"{home} exists and is not a credit-drift demo folder: choose another --home "
                 "(the demo deletes its folder at each run)"
             )
+        from credit_drift.storage.db import dispose_engines
+
+        # A previous run_demo in this process left pooled SQLite connections to the database
+        # about to be deleted: they would go on reading and writing the unlinked file.
+        dispose_engines()
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
     (home / MARKER).write_text("created by credit-drift demo; deleted by the next demo run\n")
