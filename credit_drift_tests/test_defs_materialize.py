@@ -104,6 +104,8 @@ def test_partitions_statuses_idempotence_no_data_and_alerts(project):
         if e.check_name == "drifted_share"
     }
     assert checks == {("drifted_share", False, dg.AssetCheckSeverity.ERROR)}
+    drift_meta = sudden.asset_materializations_for_node("feature_drift")[0].metadata
+    assert drift_meta["policy"].value == "default"
     meta = sudden.asset_materializations_for_node("drift_report")[0].metadata
     assert isinstance(meta["drift_percentage"], dg.FloatMetadataValue)
     assert isinstance(meta["top_drifted_features"], dg.TableMetadataValue)
@@ -275,3 +277,11 @@ def test_dagster_cli_materializes_a_partition_on_a_fresh_dagster_home(project, t
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=10).records
         assert [r.asset_materialization.partition for r in records] == ["2026-11-02"]
+
+
+def test_policy_comes_from_the_environment_unless_the_resource_sets_it(monkeypatch):
+    monkeypatch.setenv("CREDIT_DRIFT_POLICY", "notebook")
+    assert CreditDriftResource().settings().policy == "notebook"
+    assert CreditDriftResource(policy="default").settings().policy == "default"
+    monkeypatch.delenv("CREDIT_DRIFT_POLICY")
+    assert CreditDriftResource().settings().policy == "default"

@@ -140,7 +140,7 @@ def feature_drift(
     settings = project.settings()
     engine = project.engine()
     drift = monitoring.compute_feature_drift(
-        engine, settings, context.partition_key, policy_name=project.policy
+        engine, settings, context.partition_key, policy_name=settings.policy
     )
     top = monitoring.top_drifted(drift.results, 15)
     return dg.MaterializeResult(

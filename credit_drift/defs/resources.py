@@ -20,7 +20,7 @@ class CreditDriftResource(dg.ConfigurableResource):
     artifacts_dir: str = ""
     training_data: str = ""
     reports_dir: str = ""
-    policy: str = "default"
+    policy: str = ""
     evidently_max_columns: int = 30
     evidently_all_columns: bool = False
 
@@ -34,6 +34,8 @@ class CreditDriftResource(dg.ConfigurableResource):
             overrides["training_data"] = Path(self.training_data)
         if self.reports_dir:
             overrides["reports_dir"] = Path(self.reports_dir)
+        if self.policy:
+            overrides["policy"] = self.policy
         return Settings.from_env(**overrides)
 
     def engine(self):

@@ -13,16 +13,17 @@ unchanged, value for value. What intensity means, per kind:
   Applicants are ``ageing_years_per_intensity * i`` years older (default 20: i = 0.1 is two
   years). Ratio features derived from these columns are recomputed from their parts. The
   magnitudes are strong on purpose: with the notebook's 50 applications a day, a +10% shift is
-  invisible to any test; with them the drifted share rises with intensity and stays modest
-  (a few percent of the 419 features at 0.3 under the default policy).
+  invisible to any test; with them the drifted share rises with intensity and plateaus below
+  the ALERT line (about 17% of the 419 features at 0.3 under the default policy, a WARNING;
+  measured in benchmarks/README.md#detection).
 - ``sudden``: a new customer segment. A share ``i`` of the batch (exactly ``round(i * n)``
   rows, chosen at random) is replaced by applicants of another segment: young (19-26), low
   income, small loans, no credit-bureau file (every bureau column and enquiry count NaN), no
   building information, a recent and thin credit history, single, no car or property, living
   in the capital, another occupation / organization / income type / education / contract type
   (one-hot columns), and lower, more often missing external scores. Many correlated features
-  move at once: at i = 0.5 about 35-40% of the 419 features drift under the default policy
-  (the product's ALERT line is 30%).
+  move at once: at i = 0.5 about 53-54% of the 419 features drift under the default policy
+  (the product's ALERT line is 30%; measured in benchmarks/README.md#detection).
 - ``feature_shift``: an external score provider changes its formula. Every ``EXT_SOURCE_*``
   column becomes ``x ** (1 + feature_shift_power_per_intensity * i)`` (same ranks, lower
   scores; i = 0.5 squares them with the default power).
