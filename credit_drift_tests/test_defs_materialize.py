@@ -37,8 +37,9 @@ def model_dir(tmp_path_factory):
     return root, paths, artifacts
 
 
-@pytest.fixture
-def project(db_url, model_dir, tmp_path, monkeypatch):
+def _replay_days(db_url, model_dir, tmp_path, monkeypatch, second_day: dict):
+    """Point the project at a fresh state directory and `db_url`, then log 600 clean
+    predictions on 2026-11-01 and 600 of `second_day`'s drift on 2026-11-02. Returns the pool."""
     root, paths, artifacts = model_dir
     monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("DATABASE_URL", db_url)
@@ -46,9 +47,7 @@ def project(db_url, model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
     upgrade(db_url)
     pool = load_pool(paths.pool, artifacts.schema)
-    scenario = Scenario.from_dict(
-        {"name": "t", "batches": [{"kind": "clean"}, {"kind": "sudden", "intensity": 0.7}]}
-    )
+    scenario = Scenario.from_dict({"name": "t", "batches": [{"kind": "clean"}, second_day]})
     replay(
         database_url=db_url,
         artifacts=artifacts,
@@ -58,6 +57,12 @@ def project(db_url, model_dir, tmp_path, monkeypatch):
         start_date="2026-11-01",
         progress=False,
     )
+    return pool
+
+
+@pytest.fixture
+def project(db_url, model_dir, tmp_path, monkeypatch):
+    _replay_days(db_url, model_dir, tmp_path, monkeypatch, {"kind": "sudden", "intensity": 0.7})
     resource = CreditDriftResource(evidently_max_columns=8)
     return resource, make_engine(db_url)
 
@@ -156,26 +161,10 @@ def shifted_project(db_url, model_dir, tmp_path, monkeypatch):
     from credit_drift.features import FeatureSchema, FeatureSpec
     from credit_drift.storage.predictions import bulk_insert_predictions
 
-    root, paths, artifacts = model_dir
-    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
-    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
-    upgrade(db_url)
-    pool = load_pool(paths.pool, artifacts.schema)
-    scenario = Scenario.from_dict(
-        {"name": "t", "batches": [{"kind": "clean"}, {"kind": "feature_shift", "intensity": 1.0}]}
+    pool = _replay_days(
+        db_url, model_dir, tmp_path, monkeypatch, {"kind": "feature_shift", "intensity": 1.0}
     )
-    replay(
-        database_url=db_url,
-        artifacts=artifacts,
-        pool=pool,
-        scenario=scenario,
-        batch_size=600,
-        start_date="2026-11-01",
-        progress=False,
-    )
-    schema = artifacts.schema
+    schema = model_dir[2].schema
     dropped = schema.numeric_names[-1]
     old = FeatureSchema(
         tuple(f for f in schema.features if f.name != dropped)
