@@ -566,6 +566,11 @@ class DriftReportOutcome:
     multivariate_score: float | None
     top_features: pd.DataFrame
     figures: dict[str, Path]
+    #: The domain classifier's verdict and AUC threshold (None when it did not run).
+    multivariate_drifted: bool | None = None
+    multivariate_threshold: float | None = None
+    #: Drifted features among the model's 10 most important, most important first.
+    important_drifted: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -629,7 +634,7 @@ def write_drift_report(engine, settings: Settings, day: str) -> DriftReportOutco
     figures = {
         "ks_top_features": plot_ks_top_features(results, out / "ks_top_features.png"),
     }
-    top6 = sorted(profile.importance, key=lambda n: -profile.importance[n])[:6]
+    top6 = _by_importance(profile)[:6]
     if len(window.meta):
         ks = (
             dict(zip(results["feature"], results["statistic"], strict=True)) if len(results) else {}
@@ -653,7 +658,20 @@ def write_drift_report(engine, settings: Settings, day: str) -> DriftReportOutco
         multivariate_score=row.multivariate_score,
         top_features=top_drifted(results, 15),
         figures=figures,
+        multivariate_drifted=None if multivariate is None else multivariate.drifted,
+        multivariate_threshold=None if multivariate is None else multivariate.threshold,
+        important_drifted=tuple(
+            n for n in _by_importance(profile)[:10] if n in set(_drifted_names(results))
+        ),
     )
+
+
+def _by_importance(profile) -> list[str]:
+    return sorted(profile.importance, key=lambda n: -profile.importance[n])
+
+
+def _drifted_names(results: pd.DataFrame) -> list[str]:
+    return results.loc[results["drifted"].astype(bool), "feature"].tolist() if len(results) else []
 
 
 def multivariate_drift(profile, features: pd.DataFrame):

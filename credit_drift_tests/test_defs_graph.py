@@ -57,6 +57,8 @@ def test_checks():
         ("production_window", "enough_rows"),
         ("production_window", "features_match_model"),
         ("drift_report", "drifted_share"),
+        ("drift_report", "important_features_stable"),
+        ("drift_report", "joint_distribution_stable"),
     }
 
 

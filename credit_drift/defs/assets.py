@@ -199,7 +199,22 @@ def evidently_report(
     deps=[feature_drift],
     group_name=GROUP,
     kinds={"sql"},
-    check_specs=[dg.AssetCheckSpec("drifted_share", asset="drift_report")],
+    check_specs=[
+        dg.AssetCheckSpec("drifted_share", asset="drift_report"),
+        dg.AssetCheckSpec(
+            "important_features_stable",
+            asset="drift_report",
+            description="WARN when the importance-weighted drifted share reaches the WARNING "
+            "share: a few drifted features the model leans on (an external score changing "
+            "formula) can leave the plain share OK.",
+        ),
+        dg.AssetCheckSpec(
+            "joint_distribution_stable",
+            asset="drift_report",
+            description="WARN when the domain classifier tells the window from the reference "
+            "(a broken correlation that no single feature shows).",
+        ),
+    ],
 )
 def drift_report(
     context: dg.AssetExecutionContext, project: CreditDriftResource
@@ -222,6 +237,28 @@ def drift_report(
         },
         description=f"{report.status}: {report.summary}",
     )
+    weighted = report.weighted_drift_percentage
+    important = dg.AssetCheckResult(
+        check_name="important_features_stable",
+        passed=weighted is None or weighted < 100 * settings.warning_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            **monitoring.optional_float_metadata(weighted_drift_percentage=weighted),
+            "drifted_among_top_10": dg.MetadataValue.json(list(report.important_drifted)),
+        },
+    )
+    joint = dg.AssetCheckResult(
+        check_name="joint_distribution_stable",
+        passed=not report.multivariate_drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=monitoring.optional_float_metadata(
+            multivariate_auc=report.multivariate_score,
+            auc_threshold=report.multivariate_threshold,
+        ),
+        description=None
+        if report.multivariate_drifted is not None
+        else "not run (empty window or fewer rows than CREDIT_DRIFT_MIN_WINDOW_ROWS)",
+    )
     metadata = {
         "status": report.status,
         "report_date": context.partition_key,
@@ -238,7 +275,7 @@ def drift_report(
     for name, path in report.figures.items():
         metadata[name] = dg.MetadataValue.md(monitoring.figure_markdown(path))
         metadata[f"{name}_path"] = dg.MetadataValue.path(str(path))
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return dg.MaterializeResult(metadata=metadata, check_results=[check, important, joint])
 
 
 @dg.asset(
