@@ -353,6 +353,37 @@ def test_retries_stop_after_the_total_attempt_budget(env, monkeypatch):
     assert "ConnectError" in row["webhook_error"]
 
 
+def test_one_tick_retries_at_most_a_few_alerts_oldest_first(env, monkeypatch):
+    """A webhook that stays down must not make every tick retry every old alert: at most
+    WEBHOOK_RETRIES_PER_TICK per call, the oldest windows first."""
+    from credit_drift.settings import Settings
+
+    engine = make_engine(env)
+    days = [dt.date(2026, 11, d) for d in (5, 1, 4, 2, 3)]
+    for day in days:
+        assert insert_alert(
+            engine,
+            report_date=day,
+            severity="ALERT",
+            drift_percentage=40.0,
+            top_features=["AMT_CREDIT"],
+            webhook_status="failed",
+        )
+        update_alert_webhook(engine, day, webhook_status="failed", attempts=1, error="HTTP 503")
+    monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", _closed_port_url())
+    retried = monitoring.retry_failed_webhooks(engine, Settings.from_env())
+    assert monitoring.WEBHOOK_RETRIES_PER_TICK == 3
+    assert retried == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    attempts = _alerts(engine)["webhook_attempts"].to_dict()
+    assert attempts == {
+        "2026-11-01": 4,
+        "2026-11-02": 4,
+        "2026-11-03": 4,
+        "2026-11-04": 1,
+        "2026-11-05": 1,
+    }
+
+
 def test_a_failing_retry_does_not_stop_the_sensor(env, monkeypatch, webhook):
     def broken(engine, settings):
         raise RuntimeError("database gone")
