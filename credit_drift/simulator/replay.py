@@ -33,6 +33,7 @@ from credit_drift.simulator.scenario import (
     PoolSampler,
     Scenario,
     ScenarioError,
+    TrafficBatch,
     iter_traffic,
     load_scenario,
     parse_start,
@@ -62,6 +63,27 @@ class BatchOutcome:
     n_failed: int
     refused_share: float
     mean_probability: float
+
+    @classmethod
+    def of(
+        cls, batch: TrafficBatch, n_sent: int, n_failed: int, probabilities, decisions
+    ) -> "BatchOutcome":
+        """The outcome of `batch` from the answers that came back (refusal share and mean
+        probability NaN when none did)."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        decisions = np.asarray(decisions, dtype=object)
+        return cls(
+            index=batch.index,
+            name=batch.spec.name,
+            kind=batch.spec.kind,
+            intensity=batch.spec.intensity,
+            start=batch.start,
+            n_sent=n_sent,
+            n_logged=len(probabilities),
+            n_failed=n_failed,
+            refused_share=float(np.mean(decisions == "REFUSED")) if decisions.size else np.nan,
+            mean_probability=float(probabilities.mean()) if probabilities.size else np.nan,
+        )
 
 
 @dataclass(frozen=True)
@@ -172,18 +194,7 @@ def replay(
                 source="replay",
             )
             outcomes.append(
-                BatchOutcome(
-                    index=batch.index,
-                    name=batch.spec.name,
-                    kind=batch.spec.kind,
-                    intensity=batch.spec.intensity,
-                    start=batch.start,
-                    n_sent=len(batch),
-                    n_logged=len(scored),
-                    n_failed=0,
-                    refused_share=float(np.mean(scored.decision == "REFUSED")),
-                    mean_probability=float(np.mean(scored.probability)),
-                )
+                BatchOutcome.of(batch, len(batch), 0, scored.probability, scored.decision)
             )
             bar.update(len(batch))
     return SimulationSummary("replay", scenario.name, tuple(outcomes), time.perf_counter() - t0)

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pandas as pd
 
@@ -207,22 +206,7 @@ def simulate(
                         failed += len(chunk)
                     bar.update(len(chunk))
                 outcomes.append(
-                    BatchOutcome(
-                        index=batch.index,
-                        name=batch.spec.name,
-                        kind=batch.spec.kind,
-                        intensity=batch.spec.intensity,
-                        start=batch.start,
-                        n_sent=len(records),
-                        n_logged=len(probabilities),
-                        n_failed=failed,
-                        refused_share=float(np.mean(np.array(decisions) == "REFUSED"))
-                        if decisions
-                        else float("nan"),
-                        mean_probability=float(np.mean(probabilities))
-                        if probabilities
-                        else float("nan"),
-                    )
+                    BatchOutcome.of(batch, len(records), failed, probabilities, decisions)
                 )
     return SimulationSummary("http", scenario.name, tuple(outcomes), time.perf_counter() - t0)
 
