@@ -634,7 +634,11 @@ def write_drift_report(engine, settings: Settings, day: str) -> DriftReportOutco
     figures = {
         "ks_top_features": plot_ks_top_features(results, out / "ks_top_features.png"),
     }
-    top6 = _by_importance(profile)[:6]
+    ranked = _by_importance(profile)
+    drifted = (
+        set(results.loc[results["drifted"].astype(bool), "feature"]) if len(results) else set()
+    )
+    top6 = ranked[:6]
     if len(window.meta):
         ks = (
             dict(zip(results["feature"], results["statistic"], strict=True)) if len(results) else {}
@@ -660,18 +664,12 @@ def write_drift_report(engine, settings: Settings, day: str) -> DriftReportOutco
         figures=figures,
         multivariate_drifted=None if multivariate is None else multivariate.drifted,
         multivariate_threshold=None if multivariate is None else multivariate.threshold,
-        important_drifted=tuple(
-            n for n in _by_importance(profile)[:10] if n in set(_drifted_names(results))
-        ),
+        important_drifted=tuple(n for n in ranked[:10] if n in drifted),
     )
 
 
 def _by_importance(profile) -> list[str]:
     return sorted(profile.importance, key=lambda n: -profile.importance[n])
-
-
-def _drifted_names(results: pd.DataFrame) -> list[str]:
-    return results.loc[results["drifted"].astype(bool), "feature"].tolist() if len(results) else []
 
 
 def multivariate_drift(profile, features: pd.DataFrame):
