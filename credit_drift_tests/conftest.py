@@ -75,3 +75,20 @@ def db_url(request) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A small model for the pipeline tests (4,000 seeded rows, 30 trees): (root, data paths,
+    artifacts), trained once per test module."""
+    from credit_drift.data.generator import write_datasets
+    from credit_drift.data.loader import load_training_data
+    from credit_drift.model.artifacts import save_artifacts
+    from credit_drift.model.train import TrainConfig, train_model
+
+    root = tmp_path_factory.mktemp("model")
+    paths = write_datasets(root / "data", n_rows=4000, pool_rows=4000, seed=7)
+    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
+    artifacts = train_model(data, config=TrainConfig(n_estimators=30, n_jobs=1))
+    save_artifacts(artifacts, root / "artifacts")
+    return root, paths, artifacts

@@ -13,8 +13,7 @@ import dagster as dg
 import pytest
 
 from credit_drift import monitoring
-from credit_drift.data.generator import write_datasets
-from credit_drift.data.loader import load_pool, load_training_data
+from credit_drift.data.loader import load_pool
 from credit_drift.definitions import defs
 from credit_drift.defs.assets import (
     drift_report,
@@ -23,8 +22,6 @@ from credit_drift.defs.assets import (
     reference_profile,
 )
 from credit_drift.defs.resources import CreditDriftResource
-from credit_drift.model.artifacts import save_artifacts
-from credit_drift.model.train import TrainConfig, train_model
 from credit_drift.simulator.replay import replay
 from credit_drift.simulator.scenario import Scenario
 from credit_drift.storage.db import make_engine, upgrade
@@ -44,16 +41,6 @@ BATCH_SIZE = 600  # measured: clean -> OK (0%), sudden 0.5/0.7 -> ALERT (50-57%)
 
 
 # -- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    paths = write_datasets(root / "data", n_rows=4000, pool_rows=4000, seed=7)
-    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
-    artifacts = train_model(data, config=TrainConfig(n_estimators=30, n_jobs=1))
-    save_artifacts(artifacts, root / "artifacts")
-    return root, paths, artifacts
-
-
 @pytest.fixture(autouse=True)
 def _fast_webhook(monkeypatch):
     """No real backoff between webhook attempts, and no webhook unless a test sets one."""
@@ -319,11 +306,8 @@ def test_down_webhook_keeps_the_alert_and_a_later_tick_delivers_it(project, webh
     assert len(read_alerts(engine)) == 1
 
 
-def test_retries_stop_after_the_total_attempt_budget(env, monkeypatch):
-    """Storage only (no model): an alert whose webhook is unreachable (closed port) is retried
-    on each tick until WEBHOOK_MAX_TOTAL_ATTEMPTS, then left as failed, never raising."""
-    engine = make_engine(env)
-    day = dt.date(2026, 11, 3)
+def _failed_alert(engine, day: dt.date) -> None:
+    """An ALERT row whose first webhook delivery failed (1 attempt, HTTP 503)."""
     assert insert_alert(
         engine,
         report_date=day,
@@ -333,6 +317,14 @@ def test_retries_stop_after_the_total_attempt_budget(env, monkeypatch):
         webhook_status="failed",
     )
     update_alert_webhook(engine, day, webhook_status="failed", attempts=1, error="HTTP 503")
+
+
+def test_retries_stop_after_the_total_attempt_budget(env, monkeypatch):
+    """Storage only (no model): an alert whose webhook is unreachable (closed port) is retried
+    on each tick until WEBHOOK_MAX_TOTAL_ATTEMPTS, then left as failed, never raising."""
+    engine = make_engine(env)
+    day = dt.date(2026, 11, 3)
+    _failed_alert(engine, day)
     monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", _closed_port_url())
     resource = CreditDriftResource()
     instance = dg.DagsterInstance.ephemeral()
@@ -361,15 +353,7 @@ def test_one_tick_retries_at_most_a_few_alerts_oldest_first(env, monkeypatch):
     engine = make_engine(env)
     days = [dt.date(2026, 11, d) for d in (5, 1, 4, 2, 3)]
     for day in days:
-        assert insert_alert(
-            engine,
-            report_date=day,
-            severity="ALERT",
-            drift_percentage=40.0,
-            top_features=["AMT_CREDIT"],
-            webhook_status="failed",
-        )
-        update_alert_webhook(engine, day, webhook_status="failed", attempts=1, error="HTTP 503")
+        _failed_alert(engine, day)
     monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", _closed_port_url())
     retried = monitoring.retry_failed_webhooks(engine, Settings.from_env())
     assert monitoring.WEBHOOK_RETRIES_PER_TICK == 3

@@ -5,8 +5,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from credit_drift.data.generator import write_datasets
-from credit_drift.data.loader import load_pool, load_training_data
+from credit_drift.data.loader import load_pool
 from credit_drift.definitions import defs
 from credit_drift.defs.assets import (
     drift_report,
@@ -17,24 +16,12 @@ from credit_drift.defs.assets import (
     reference_profile,
 )
 from credit_drift.defs.resources import CreditDriftResource
-from credit_drift.model.artifacts import save_artifacts
-from credit_drift.model.train import TrainConfig, train_model
 from credit_drift.simulator.replay import replay
 from credit_drift.simulator.scenario import Scenario
 from credit_drift.storage.db import make_engine, upgrade
 from credit_drift.storage.reports import read_alerts, read_drift_reports
 
 WINDOWED = [production_window, feature_drift, evidently_report, drift_report, operational_metrics]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    paths = write_datasets(root / "data", n_rows=4000, pool_rows=4000, seed=7)
-    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
-    artifacts = train_model(data, config=TrainConfig(n_estimators=30, n_jobs=1))
-    save_artifacts(artifacts, root / "artifacts")
-    return root, paths, artifacts
 
 
 def _replay_days(db_url, model_dir, tmp_path, monkeypatch, second_day: dict):
