@@ -278,13 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         help="window sizes to run Evidently on (default: all of --sizes; '' for none)",
     )
     parser.add_argument("--evidently-timeout", type=float, default=DEFAULT_EVIDENTLY_TIMEOUT)
-    parser.add_argument(
-        "--drift",
-        default="clean",
-        help="simulator drift kind applied to the windows (clean, gradual, sudden, "
-        "feature_shift, correlation_break)",
-    )
-    parser.add_argument("--drift-intensity", type=float, default=0.0)
+    common.add_drift_arguments(parser, "the windows")
     parser.add_argument("--workers", type=int, default=None, help="threads of ours (default: 2)")
     parser.add_argument("--out", default=None, help="write the markdown report here")
     parser.add_argument("--workdir", default=None, help="keep the data here (default: temp)")

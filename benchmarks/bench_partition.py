@@ -62,13 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-rows", type=int, default=50_000)
     parser.add_argument("--window-rows", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=2, help="materializations of the partition")
-    parser.add_argument(
-        "--drift",
-        default="clean",
-        help="simulator drift applied to the window (clean, gradual, sudden, feature_shift, "
-        "correlation_break): a drifted day puts more columns in the Evidently report",
-    )
-    parser.add_argument("--drift-intensity", type=float, default=0.0)
+    # A drifted day puts more columns (up to the cap) in the Evidently report.
+    common.add_drift_arguments(parser, "the window")
     parser.add_argument("--out", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
     args = parser.parse_args(argv)

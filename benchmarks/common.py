@@ -102,6 +102,18 @@ def feature_frame(n_rows: int, stream: int, *, seed: int = DATA_SEED):
     return frame[list(FEATURE_NAMES)]
 
 
+def add_drift_arguments(parser, applied_to: str) -> None:
+    """`--drift KIND --drift-intensity X`: the simulator's drift applied to `applied_to`
+    (see `drifted`)."""
+    parser.add_argument(
+        "--drift",
+        default="clean",
+        help=f"simulator drift kind applied to {applied_to} (clean, gradual, sudden, "
+        "feature_shift, correlation_break)",
+    )
+    parser.add_argument("--drift-intensity", type=float, default=0.0)
+
+
 def drifted(frame, kind: str, intensity: float, seed: int):
     """The project simulator's drift transform (`clean` returns the frame as is)."""
     if kind == "clean":
