@@ -291,6 +291,7 @@ class Bench:
 
     def multivariate(self) -> list[dict]:
         from credit_drift.stats.multivariate import domain_classifier_drift, top_features
+        from credit_drift.stats.policy import DriftPolicy, decide_joint
 
         p = self.plan
         self.mv_top = top_features(self.profile, 30)
@@ -304,13 +305,22 @@ class Bench:
             rec = self.evaluate(frame, "multivariate", kind, intensity, p.mv_size, i)
             started = time.perf_counter()
             res = domain_classifier_drift(self.profile, frame, seed=self.seed)
+            joint = decide_joint(res, DriftPolicy.default())
             seconds = time.perf_counter() - started
             rows.append(
-                dict(kind=kind, intensity=intensity, i=i, res=res, seconds=seconds, rec=rec)
+                dict(
+                    kind=kind,
+                    intensity=intensity,
+                    i=i,
+                    res=res,
+                    joint=joint,
+                    seconds=seconds,
+                    rec=rec,
+                )
             )
             self.log(
                 f"multivariate {kind} {intensity} #{i}: AUC {res.auc:.3f} "
-                f"(threshold {res.threshold:.3f}) drifted={res.drifted} in {seconds:.1f}s"
+                f"(threshold {joint.threshold:.3f}) drifted={joint.drifted} in {seconds:.1f}s"
             )
         return rows
 
@@ -729,8 +739,8 @@ def render(
             r["intensity"],
             r["i"] + 1,
             f"{r['res'].auc:.3f} ± {r['res'].auc_std:.3f}",
-            f"{r['res'].threshold:.3f}",
-            "**drift**" if r["res"].drifted else "no drift",
+            f"{r['joint'].threshold:.3f}",
+            "**drift**" if r["joint"].drifted else "no drift",
             f"{r['rec'].status['default']} ({pct(r['rec'].share['default'], 1)})",
             f"{r['rec'].status['notebook']} ({pct(r['rec'].share['notebook'], 1)})",
             f"{r['seconds']:.1f}",

@@ -158,17 +158,19 @@ def run(args, state: Path, url: str) -> str:
 
     import dagster as dg
 
-    from credit_drift.defs.assets import predictions, reference_profile, windowed_assets
-    from credit_drift.defs.resources import CreditDriftResource
+    from credit_drift.defs.assets import daily_assets, predictions, reference_profile
+    from credit_drift.defs.resources import resources_from_settings
+    from credit_drift.settings import Settings
 
-    resources = {
-        "project": CreditDriftResource(
+    resources = resources_from_settings(
+        Settings.from_env(
             database_url=url,
-            artifacts_dir=str(artifacts_dir),
-            training_data=str(paths.train),
-            reports_dir=str(state / "reports"),
+            artifacts_dir=artifacts_dir,
+            training_data=paths.train,
+            reports_dir=state / "reports",
+            io_base=str(state / "io"),
         )
-    }
+    )
     instance = dg.DagsterInstance.ephemeral()
     lines = [
         f"Command: `{' '.join(['python', 'benchmarks/bench_partition.py', *sys.argv[1:]])}`",
@@ -200,14 +202,14 @@ def run(args, state: Path, url: str) -> str:
         "",
     ]
 
-    keys = [a.key for a in windowed_assets]
+    keys = [a.key for a in daily_assets]
     runs = []
     for k in range(args.runs):
         load = common.load_average()
         t = time.perf_counter()
         try:
             result = dg.materialize(
-                [predictions, reference_profile, *windowed_assets],
+                [predictions, reference_profile, *daily_assets],
                 selection=keys,
                 partition_key=DAY,
                 resources=resources,

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from credit_drift.errors import CreditDriftError
-from credit_drift.settings import Settings, SettingsError, env_table_markdown
+from credit_drift.settings import Settings, env_table_markdown
 
 
-class CliError(Exception):
+class CliError(CreditDriftError):
     """A user-facing failure: printed without a traceback, exit code 2."""
 
 
@@ -105,6 +105,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 def cmd_materialize(args: argparse.Namespace) -> None:
     from credit_drift import orchestration
+    from credit_drift.status import print_status
 
     s = _settings()
     days = orchestration.days_between(args.from_day, args.to_day or args.from_day)
@@ -122,43 +123,9 @@ def cmd_materialize(args: argparse.Namespace) -> None:
     print_status(s)
 
 
-def print_status(s: Settings) -> None:
-    from credit_drift.storage.db import make_engine, upgrade
-    from credit_drift.storage.reports import read_alerts, read_drift_reports
-
-    upgrade(s.database_url)
-    engine = make_engine(s.database_url)
-    reports = read_drift_reports(engine)
-    if reports.empty:
-        print("no drift report yet")
-        return
-    print(
-        f"{'day':<12}{'predictions':>12}{'drifted':>9}{'drifted %':>11}{'weighted %':>12}  status"
-    )
-    for r in reports.itertuples():
-        print(
-            f"{str(r.report_date)[:10]:<12}{r.n_predictions:>12}"
-            f"{r.n_features_drifted:>4}/{r.n_features_analyzed:<4}"
-            f"{_pct(r.drift_percentage):>11}{_pct(r.weighted_drift_percentage):>12}  {r.status}"
-        )
-    alerts = read_alerts(engine)
-    if len(alerts):
-        print("\nalerts raised:")
-        for a in alerts.itertuples():
-            top = ", ".join(list(a.top_features or [])[:5])
-            print(
-                f"  {str(a.report_date)[:10]} {a.severity}: {a.drift_percentage:.1f}% drifted "
-                f"(webhook: {a.webhook_status}); top: {top}"
-            )
-
-
-def _pct(value) -> str:
-    import pandas as pd
-
-    return "-" if value is None or pd.isna(value) else f"{value:.1f}"
-
-
 def cmd_status(args: argparse.Namespace) -> None:
+    from credit_drift.status import print_status
+
     print_status(_settings())
 
 
@@ -359,13 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (CliError, SettingsError) as exc:
-        print(f"credit-drift: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except CreditDriftError as exc:
-        # Domain errors (bad training file, missing artifacts...) carry a message for users.
+        # Every user-facing error (bad input, bad setting, missing artifacts...) is one of these
+        # and carries a message that says what to do.
         print(f"credit-drift: error: {exc}", file=sys.stderr)
         return 2
     return 0

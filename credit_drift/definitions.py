@@ -1,18 +1,10 @@
-"""The single Dagster entry point (workspace.yaml, `dagster dev -m credit_drift.definitions`)."""
+"""The single Dagster entry point (workspace.yaml, `dagster dev -m credit_drift.definitions`,
+`dg check defs`): every definition found in the `credit_drift/defs` folder, as `[tool.dg]` in
+pyproject.toml declares it (so the package is used from its project folder: an editable install,
+or a copy of the repository as in the Dockerfile)."""
+
+from pathlib import Path
 
 import dagster as dg
 
-from credit_drift.defs.assets import predictions, reference_profile, windowed_assets
-from credit_drift.defs.jobs import daily_drift_job, drift_alert_job, reference_profile_job
-from credit_drift.defs.resources import CreditDriftResource
-from credit_drift.defs.schedules import daily_drift_schedule
-from credit_drift.defs.sensors import drift_alert_sensor
-
-defs = dg.Definitions(
-    assets=[predictions, reference_profile, *windowed_assets],
-    jobs=[daily_drift_job, reference_profile_job, drift_alert_job],
-    schedules=[daily_drift_schedule],
-    sensors=[drift_alert_sensor],
-    resources={"project": CreditDriftResource()},
-    executor=dg.in_process_executor,
-)
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)

@@ -194,7 +194,7 @@ def run_demo(
     step("evaluating the alert sensor")
     orchestration.run_alert_sensor(instance)
     step("timeline")
-    from credit_drift.cli import print_status
+    from credit_drift.status import print_status
 
     print_status(settings)
     print(

@@ -55,11 +55,20 @@ class RunOutcome:
     success: bool
 
 
+def _resources() -> dict:
+    """Resources from the environment as it is now: the definitions bound theirs when they were
+    first imported, and this process (the demo, tests) may have pointed the environment at
+    another state directory since."""
+    from credit_drift.defs.resources import resources_from_settings
+
+    return resources_from_settings()
+
+
 def materialize_reference(instance) -> RunOutcome:
     from credit_drift.definitions import defs
 
     result = defs.resolve_job_def("reference_profile_job").execute_in_process(
-        instance=instance, raise_on_error=True
+        instance=instance, raise_on_error=True, resources=_resources()
     )
     return RunOutcome(None, result.run_id, result.success)
 
@@ -71,10 +80,11 @@ def materialize_days(
     from credit_drift.definitions import defs
 
     job = defs.resolve_job_def("daily_drift_job")
+    resources = _resources()
     outcomes = []
     for day in days:
         result = job.execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=raise_on_error
+            partition_key=day, instance=instance, raise_on_error=raise_on_error, resources=resources
         )
         outcomes.append(RunOutcome(day, result.run_id, result.success))
     return outcomes
@@ -82,17 +92,17 @@ def materialize_days(
 
 def run_alert_sensor(instance) -> list[str]:
     """One tick of drift_alert_sensor, its cursor kept in the instance like the daemon does, and
-    the alert runs it requests executed in process. Returns the alerted windows."""
+    the alert runs it requests executed in process, each once: a request whose run key already
+    ran in this instance is skipped, as the daemon would. Returns the alerted days."""
     import dagster as dg
 
     from credit_drift.definitions import defs
-    from credit_drift.defs.resources import CreditDriftResource
 
     sensor = defs.resolve_sensor_def("drift_alert_sensor")
     origin_key = "credit_drift/demo_sensor_cursor"
     stored = instance.run_storage.get_cursor_values({origin_key}).get(origin_key)
     with dg.build_sensor_context(
-        instance=instance, cursor=stored, resources={"project": CreditDriftResource()}
+        instance=instance, cursor=stored, resources=_resources()
     ) as context:
         result = sensor(context)
         instance.run_storage.set_cursor_values({origin_key: context.cursor or ""})
@@ -100,6 +110,16 @@ def run_alert_sensor(instance) -> list[str]:
     alerted = []
     job = defs.resolve_job_def("drift_alert_job")
     for request in requests:
-        job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+        ran = instance.get_run_records(
+            filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key}), limit=1
+        )
+        if ran:
+            continue
+        job.execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            resources=_resources(),
+            tags={**request.tags, "dagster/run_key": request.run_key},
+        )
         alerted.append(request.tags["credit_drift/report_date"])
     return alerted

@@ -8,8 +8,11 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from credit_drift.errors import CreditDriftError
+from credit_drift.stats.presets import POLICY_PRESETS
 
-class SettingsError(ValueError):
+
+class SettingsError(CreditDriftError, ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
@@ -72,7 +75,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Evidently HTML reports and plots, one folder per day.",
     ),
     EnvVar(
+        "CREDIT_DRIFT_IO_BASE",
+        "$CREDIT_DRIFT_HOME/io",
+        "Where the daily assets keep each day's data between steps: a folder, or an fsspec URL "
+        "(s3://, gs://, az://) that every process running them can reach.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_PARTITIONS_START", "2026-11-01", "First day (UTC) of the daily partitions."
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_BACKFILL_DAYS_PER_RUN",
+        "7",
+        "Days a backfill puts in one Dagster run (fewer runs to start; each run holds that many "
+        "days of predictions in memory).",
     ),
     EnvVar(
         "CREDIT_DRIFT_WARNING_SHARE",
@@ -136,6 +151,30 @@ def _positive_int(name: str, env: dict[str, str] | None) -> int:
     return int(raw)
 
 
+def normalize_database_url(url: str) -> str:
+    """A bare postgresql:// (or postgres://) URL made explicit about its driver: SQLAlchemy 2.1
+    maps the bare form to psycopg 3, and psycopg2 is the one driver installed."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def _policy_name(raw: str) -> str:
+    if raw not in POLICY_PRESETS:
+        raise SettingsError(
+            f"CREDIT_DRIFT_POLICY={raw!r} is not a drift policy; use one of "
+            f"{', '.join(POLICY_PRESETS)}"
+        )
+    return raw
+
+
+def _io_base(raw: str) -> str:
+    """A folder (made absolute) or a URL with a scheme (kept as is)."""
+    if "://" in raw:
+        return raw
+    return str(Path(raw).expanduser().resolve())
+
+
 def _alert_severity(raw: str) -> str:
     value = raw.upper()
     if value not in ("ALERT", "WARNING"):
@@ -159,7 +198,9 @@ class Settings:
     cost_fp: float
     train_threads: int
     reports_dir: Path
+    io_base: str
     partitions_start: str
+    backfill_days_per_run: int
     warning_share: float
     alert_share: float
     min_window_rows: int
@@ -180,10 +221,7 @@ class Settings:
                 "$CREDIT_DRIFT_DATA_DIR", str(data_dir)
             )
 
-        database_url = expand(_raw("DATABASE_URL", env))
-        if database_url.startswith(("postgresql://", "postgres://")):
-            # SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3, which is not installed.
-            database_url = "postgresql+psycopg2://" + database_url.split("://", 1)[1]
+        database_url = normalize_database_url(expand(_raw("DATABASE_URL", env)))
         warning = _float("CREDIT_DRIFT_WARNING_SHARE", env)
         alert = _float("CREDIT_DRIFT_ALERT_SHARE", env)
         if not 0 <= warning <= alert <= 1:
@@ -212,11 +250,13 @@ class Settings:
             cost_fp=_float("CREDIT_DRIFT_COST_FP", env),
             train_threads=_positive_int("CREDIT_DRIFT_TRAIN_THREADS", env),
             reports_dir=Path(expand(_raw("CREDIT_DRIFT_REPORTS_DIR", env))).expanduser().resolve(),
+            io_base=_io_base(expand(_raw("CREDIT_DRIFT_IO_BASE", env))),
             partitions_start=_raw("CREDIT_DRIFT_PARTITIONS_START", env),
+            backfill_days_per_run=_positive_int("CREDIT_DRIFT_BACKFILL_DAYS_PER_RUN", env),
             warning_share=warning,
             alert_share=alert,
             min_window_rows=int(min_rows_raw),
-            policy=_raw("CREDIT_DRIFT_POLICY", env),
+            policy=_policy_name(_raw("CREDIT_DRIFT_POLICY", env)),
             alert_severity=_alert_severity(_raw("CREDIT_DRIFT_ALERT_SEVERITY", env)),
             api_key=_raw("CREDIT_DRIFT_API_KEY", env),
             allow_replay=_raw("CREDIT_DRIFT_ALLOW_REPLAY", env).lower() in ("1", "true", "yes"),

@@ -1,18 +1,20 @@
-"""The drift alert sensor end to end, on SQLite and PostgreSQL: one alert per alerting window
-after a backfill (exactly once, whatever the cursor), the webhook body received by a real HTTP
-server, a down webhook that loses nothing and is delivered on a later tick, and the
-CREDIT_DRIFT_ALERT_SEVERITY=WARNING option."""
+"""Alerts end to end, on SQLite and PostgreSQL: the drift report writes its alert in the same
+transaction (the outbox), the sensor delivers it once to a real HTTP receiver and announces it
+once (one run request per day, whatever the cursor), a down webhook loses nothing and is
+delivered on a later tick, concurrent deliverers in separate processes post each alert once, and
+CREDIT_DRIFT_ALERT_SEVERITY=WARNING."""
 
 import datetime as dt
 import json
+import multiprocessing
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
-from credit_drift import monitoring
 from credit_drift.data.loader import load_pool
 from credit_drift.definitions import defs
 from credit_drift.defs.assets import (
@@ -21,20 +23,24 @@ from credit_drift.defs.assets import (
     production_window,
     reference_profile,
 )
-from credit_drift.defs.resources import CreditDriftResource
+from credit_drift.defs.resources import resources_from_settings
+from credit_drift.pipeline import alerts as delivery
+from credit_drift.settings import Settings
 from credit_drift.simulator.replay import replay
 from credit_drift.simulator.scenario import Scenario
-from credit_drift.storage.db import make_engine, upgrade
-from credit_drift.storage.reports import (
-    insert_alert,
+from credit_drift.stats.policy import should_alert
+from credit_drift.stats.results import top_drifted
+from credit_drift.storage.alert_outbox import (
+    AlertIntent,
     read_alerts,
-    read_drift_reports,
-    read_feature_drift,
+    record_alert,
     update_alert_webhook,
 )
+from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.drift_results import read_drift_reports, read_feature_drift
 
-# drift_report depends on feature_drift only: the sensor needs nothing else materialized.
-WINDOW_ASSETS = [production_window, feature_drift, drift_report]
+# drift_report depends on feature_drift and production_window: the alert needs nothing else.
+DAY_ASSETS = [production_window, feature_drift, drift_report]
 START = "2026-11-01"
 BATCH_SIZE = 600  # measured: clean -> OK (0%), sudden 0.5/0.7 -> ALERT (50-57%), gradual 0.5 ->
 # WARNING (about 19%) with the module's model and the replay's default seed
@@ -44,7 +50,7 @@ BATCH_SIZE = 600  # measured: clean -> OK (0%), sudden 0.5/0.7 -> ALERT (50-57%)
 @pytest.fixture(autouse=True)
 def _fast_webhook(monkeypatch):
     """No real backoff between webhook attempts, and no webhook unless a test sets one."""
-    monkeypatch.setattr(monitoring, "WEBHOOK_BACKOFF_S", 0.0)
+    monkeypatch.setattr(delivery, "WEBHOOK_BACKOFF_S", 0.0)
     monkeypatch.delenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", raising=False)
     monkeypatch.delenv("CREDIT_DRIFT_ALERT_SEVERITY", raising=False)
 
@@ -57,10 +63,15 @@ def env(db_url, tmp_path, monkeypatch):
     return db_url
 
 
+def _resources():
+    """The definitions' resources from the environment as the test set it."""
+    return resources_from_settings(Settings.from_env(), evidently_max_columns=8)
+
+
 @pytest.fixture
 def project(env, model_dir, monkeypatch):
     """Returns `setup(batches)`: replays the batches (batch i on START + i days), materializes
-    the reference profile, and gives (resource, engine, instance)."""
+    the reference profile, and gives (engine, instance)."""
     root, paths, artifacts = model_dir
     monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
     monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
@@ -75,21 +86,22 @@ def project(env, model_dir, monkeypatch):
             start_date=START,
             progress=False,
         )
-        resource = CreditDriftResource(evidently_max_columns=8)
         instance = dg.DagsterInstance.ephemeral()
         assert dg.materialize(
-            [reference_profile], resources={"project": resource}, instance=instance
+            [reference_profile], resources=_resources(), instance=instance
         ).success
-        return resource, make_engine(env), instance
+        return make_engine(env), instance
 
     return setup
 
 
 class Webhook:
-    """A real local HTTP server recording every POSTed JSON body; answers `status`."""
+    """A real local HTTP server recording every POSTed JSON body; answers `status`, after
+    `delay` seconds."""
 
     def __init__(self):
         self.status = 200
+        self.delay = 0.0
         self.bodies: list[dict] = []
         self.answers: list[int] = []
         hook = self
@@ -98,6 +110,7 @@ class Webhook:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
+                time.sleep(hook.delay)
                 status = hook.status
                 hook.bodies.append(body)
                 hook.answers.append(status)
@@ -140,9 +153,9 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/hook"
 
 
-def _materialize(resource, instance, day):
+def _materialize(instance, day):
     result = dg.materialize(
-        WINDOW_ASSETS, partition_key=day, resources={"project": resource}, instance=instance
+        DAY_ASSETS, partition_key=day, resources=_resources(), instance=instance
     )
     assert result.success
     return result
@@ -152,11 +165,11 @@ def _day(i: int) -> str:
     return (dt.date.fromisoformat(START) + dt.timedelta(days=i)).isoformat()
 
 
-def _tick(instance, resource, cursor):
+def _tick(instance, cursor):
     """One sensor evaluation; returns (result, new cursor)."""
     sensor = defs.resolve_sensor_def("drift_alert_sensor")
     with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"project": resource}
+        instance=instance, cursor=cursor, resources=_resources()
     ) as context:
         result = sensor(context)
         return result, context.cursor
@@ -179,8 +192,8 @@ def _alerts(engine):
 
 
 # -- a. backfill, exactly once -------------------------------------------------------------
-def test_backfill_alerts_each_alert_window_exactly_once(project):
-    resource, engine, instance = project(
+def test_backfill_alerts_each_alert_day_exactly_once(project):
+    engine, instance = project(
         [
             {"kind": "clean"},
             {"kind": "sudden", "intensity": 0.7},
@@ -190,10 +203,12 @@ def test_backfill_alerts_each_alert_window_exactly_once(project):
     )
     days = [_day(i) for i in range(4)]
     for day in days:  # the whole backfill lands before the sensor's first tick
-        _materialize(resource, instance, day)
+        _materialize(instance, day)
     assert _statuses(engine) == dict(zip(days, ["OK", "ALERT", "OK", "ALERT"], strict=True))
+    # The alert rows exist as soon as the reports do: no sensor has run yet.
+    assert list(_alerts(engine).index) == ["2026-11-02", "2026-11-04"]
 
-    first, cursor = _tick(instance, resource, None)
+    first, cursor = _tick(instance, None)
     assert isinstance(first, list)
     assert [r.run_key for r in first] == ["drift-alert-2026-11-02", "drift-alert-2026-11-04"]
     for request, day in zip(first, ["2026-11-02", "2026-11-04"], strict=True):
@@ -204,19 +219,18 @@ def test_backfill_alerts_each_alert_window_exactly_once(project):
         assert config["webhook_status"] == "disabled"
         assert request.tags == {"credit_drift/report_date": day, "credit_drift/status": "ALERT"}
 
-    second, cursor = _tick(instance, resource, cursor)
+    second, cursor = _tick(instance, cursor)
     assert isinstance(second, dg.SkipReason)
-    assert second.skip_message == "no new drift_report materialization"
+    assert second.skip_message == "no new alert"
 
-    _materialize(resource, instance, "2026-11-02")  # re-materializing an ALERT window
-    third, cursor = _tick(instance, resource, cursor)
+    _materialize(instance, "2026-11-02")  # re-materializing an ALERT day
+    third, cursor = _tick(instance, cursor)
     assert isinstance(third, dg.SkipReason)
-    assert third.skip_message == "1 new report(s), none alerting"
 
-    # A reset cursor (daemon restart, cursor lost) sees all 5 materializations, alerts none.
-    reset, _ = _tick(instance, resource, None)
-    assert isinstance(reset, dg.SkipReason)
-    assert reset.skip_message == "5 new report(s), none alerting"
+    # A reset cursor requests the same runs under the same run keys, which Dagster launches
+    # once; the alerts themselves are not written again.
+    reset, _ = _tick(instance, None)
+    assert [r.run_key for r in reset] == ["drift-alert-2026-11-02", "drift-alert-2026-11-04"]
 
     alerts = _alerts(engine)
     assert list(alerts.index) == ["2026-11-02", "2026-11-04"]
@@ -231,34 +245,50 @@ def test_backfill_alerts_each_alert_window_exactly_once(project):
         assert row["drift_percentage"] == pytest.approx(reports.loc[day, "drift_percentage"])
         assert row["drift_percentage"] > 30
         results = read_feature_drift(engine, dt.date.fromisoformat(day))
-        expected = monitoring.top_drifted(results, 10)["feature"].tolist()
+        expected = top_drifted(results, 10)["feature"].tolist()
         assert len(expected) == 10
         assert list(row["top_features"]) == expected
         drifted = set(results.loc[results["drifted"].astype(bool), "feature"])
         assert set(expected) <= drifted
 
 
+def test_the_cli_sensor_tick_runs_each_alert_job_once(project):
+    """`credit-drift materialize` and the demo evaluate the sensor in process: a run key that
+    already ran is not run again, even with the cursor lost."""
+    from credit_drift import orchestration
+
+    engine, instance = project([{"kind": "sudden", "intensity": 0.7}])
+    _materialize(instance, _day(0))
+    assert orchestration.run_alert_sensor(instance) == [_day(0)]
+    assert orchestration.run_alert_sensor(instance) == []
+    instance.run_storage.set_cursor_values({"credit_drift/demo_sensor_cursor": ""})
+    assert orchestration.run_alert_sensor(instance) == []
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(tags={"dagster/run_key": f"drift-alert-{_day(0)}"})
+    )
+    assert len(runs) == 1
+
+
 # -- b. the webhook receives the body ------------------------------------------------------
-def test_webhook_receives_one_body_per_alert_window(project, webhook):
-    resource, engine, instance = project(
+def test_webhook_receives_one_body_per_alert_day(project, webhook):
+    engine, instance = project(
         [{"kind": "sudden", "intensity": 0.7}, {"kind": "sudden", "intensity": 0.5}]
     )
     days = [_day(0), _day(1)]
     for day in days:
-        _materialize(resource, instance, day)
+        _materialize(instance, day)
     assert _statuses(engine) == {d: "ALERT" for d in days}
+    assert _alerts(engine)["webhook_status"].tolist() == ["pending", "pending"]
 
-    result, _ = _tick(instance, resource, None)
+    result, _ = _tick(instance, None)
     assert [r.run_key for r in result] == [f"drift-alert-{d}" for d in days]
-    assert [_config(r)["webhook_status"] for r in result] == [
-        "sent",
-        "sent",
-    ]
+    assert [_config(r)["webhook_status"] for r in result] == ["sent", "sent"]
     assert webhook.answers == [200, 200]
     alerts = _alerts(engine)
     for day, body in zip(days, webhook.bodies, strict=True):
         pct = alerts.loc[day, "drift_percentage"]
         assert body["credit_drift"]["report_date"] == day
+        assert body["credit_drift"]["alert_id"] == alerts.loc[day, "id"]
         assert body["credit_drift"]["status"] == "ALERT"
         assert body["credit_drift"]["drift_percentage"] == pytest.approx(pct)
         assert body["credit_drift"]["top_features"] == list(alerts.loc[day, "top_features"])
@@ -268,54 +298,47 @@ def test_webhook_receives_one_body_per_alert_window(project, webhook):
     assert alerts["webhook_status"].tolist() == ["sent", "sent"]
     assert alerts["webhook_attempts"].tolist() == [1, 1]
     assert alerts["webhook_error"].isna().all()
+    assert alerts["delivered_at"].notna().all()
 
 
 # -- c. a down webhook loses nothing ------------------------------------------------------
 def test_down_webhook_keeps_the_alert_and_a_later_tick_delivers_it(project, webhook):
-    resource, engine, instance = project([{"kind": "sudden", "intensity": 0.7}])
+    engine, instance = project([{"kind": "sudden", "intensity": 0.7}])
     day = _day(0)
-    _materialize(resource, instance, day)
+    _materialize(instance, day)
     webhook.status = 500
 
-    result, cursor = _tick(instance, resource, None)  # does not raise
+    result, cursor = _tick(instance, None)  # does not raise
     assert [r.run_key for r in result] == [f"drift-alert-{day}"]
     assert _config(result[0])["webhook_status"] == "failed"
-    assert webhook.answers == [500] * monitoring.WEBHOOK_ATTEMPTS
+    assert webhook.answers == [500] * delivery.WEBHOOK_ATTEMPTS
     row = _alerts(engine).loc[day]
     assert row["webhook_status"] == "failed"
-    assert row["webhook_attempts"] == monitoring.WEBHOOK_ATTEMPTS
+    assert row["webhook_attempts"] == delivery.WEBHOOK_ATTEMPTS
     assert row["webhook_error"].startswith("HTTP 500")
     assert "webhook down" in row["webhook_error"]
 
     webhook.status = 200
-    again, cursor = _tick(instance, resource, cursor)  # no new materialization
+    again, cursor = _tick(instance, cursor)  # no new alert
     assert isinstance(again, dg.SkipReason)
     assert len(webhook.delivered()) == 1
     body = webhook.delivered()[0]
     assert body["credit_drift"]["report_date"] == day
-    assert day in body["text"]
     row = _alerts(engine).loc[day]
     assert row["webhook_status"] == "sent"
-    assert row["webhook_attempts"] == monitoring.WEBHOOK_ATTEMPTS + 1
+    assert row["webhook_attempts"] == delivery.WEBHOOK_ATTEMPTS + 1
     assert row["webhook_error"] is None
 
     # Delivered alerts are not sent again.
     n_posts = len(webhook.bodies)
-    _tick(instance, resource, cursor)
+    _tick(instance, cursor)
     assert len(webhook.bodies) == n_posts
     assert len(read_alerts(engine)) == 1
 
 
 def _failed_alert(engine, day: dt.date) -> None:
     """An ALERT row whose first webhook delivery failed (1 attempt, HTTP 503)."""
-    assert insert_alert(
-        engine,
-        report_date=day,
-        severity="ALERT",
-        drift_percentage=42.0,
-        top_features=["AMT_CREDIT"],
-        webhook_status="failed",
-    )
+    assert record_alert(engine, AlertIntent(day, "ALERT", 42.0, ["AMT_CREDIT"], deliver=True))
     update_alert_webhook(engine, day, webhook_status="failed", attempts=1, error="HTTP 503")
 
 
@@ -323,41 +346,32 @@ def test_retries_stop_after_the_total_attempt_budget(env, monkeypatch):
     """Storage only (no model): an alert whose webhook is unreachable (closed port) is retried
     on each tick until WEBHOOK_MAX_TOTAL_ATTEMPTS, then left as failed, never raising."""
     engine = make_engine(env)
-    day = dt.date(2026, 11, 3)
-    _failed_alert(engine, day)
+    _failed_alert(engine, dt.date(2026, 11, 3))
     monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", _closed_port_url())
-    resource = CreditDriftResource()
     instance = dg.DagsterInstance.ephemeral()
 
     attempts = []
+    cursor = None
     for _ in range(5):
-        result, _ = _tick(instance, resource, None)
-        assert isinstance(result, dg.SkipReason)
+        _, cursor = _tick(instance, cursor)
         attempts.append(int(read_alerts(engine)["webhook_attempts"].iloc[0]))
-    step = monitoring.WEBHOOK_ATTEMPTS
-    budget = monitoring.WEBHOOK_MAX_TOTAL_ATTEMPTS
-    expected = [1]
-    for _ in range(5):
-        expected.append(min(expected[-1] + step, budget))
-    assert attempts == expected[1:] == [4, 7, 9, 9, 9]
+    assert delivery.WEBHOOK_ATTEMPTS == 3 and delivery.WEBHOOK_MAX_TOTAL_ATTEMPTS == 9
+    assert attempts == [4, 7, 9, 9, 9]
     row = read_alerts(engine).iloc[0]
     assert row["webhook_status"] == "failed"
     assert "ConnectError" in row["webhook_error"]
 
 
-def test_one_tick_retries_at_most_a_few_alerts_oldest_first(env, monkeypatch):
+def test_one_call_delivers_at_most_a_few_alerts_oldest_first(env, monkeypatch):
     """A webhook that stays down must not make every tick retry every old alert: at most
-    WEBHOOK_RETRIES_PER_TICK per call, the oldest windows first."""
-    from credit_drift.settings import Settings
-
+    WEBHOOK_ALERTS_PER_CALL per call, the oldest days first."""
     engine = make_engine(env)
-    days = [dt.date(2026, 11, d) for d in (5, 1, 4, 2, 3)]
-    for day in days:
+    for day in [dt.date(2026, 11, d) for d in (5, 1, 4, 2, 3)]:
         _failed_alert(engine, day)
-    monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", _closed_port_url())
-    retried = monitoring.retry_failed_webhooks(engine, Settings.from_env())
-    assert monitoring.WEBHOOK_RETRIES_PER_TICK == 3
-    assert retried == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    done = delivery.deliver_alerts(engine, _closed_port_url())
+    assert delivery.WEBHOOK_ALERTS_PER_CALL == 3
+    assert [d.report_date.isoformat() for d in done] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert not any(d.delivered for d in done)
     attempts = _alerts(engine)["webhook_attempts"].to_dict()
     assert attempts == {
         "2026-11-01": 4,
@@ -368,18 +382,54 @@ def test_one_tick_retries_at_most_a_few_alerts_oldest_first(env, monkeypatch):
     }
 
 
-def test_a_failing_retry_does_not_stop_the_sensor(env, monkeypatch, webhook):
-    def broken(engine, settings):
+def test_a_failing_delivery_does_not_stop_the_sensor(env, monkeypatch, webhook):
+    engine = make_engine(env)
+    record_alert(engine, AlertIntent(dt.date(2026, 11, 2), "ALERT", 40.0, ["a"], deliver=True))
+
+    def broken(engine, url):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(monitoring, "retry_failed_webhooks", broken)
-    result, cursor = _tick(dg.DagsterInstance.ephemeral(), CreditDriftResource(), None)
-    assert isinstance(result, dg.SkipReason)
-    assert result.skip_message == "no new drift_report materialization"
-    assert cursor is None
+    monkeypatch.setattr("credit_drift.defs.sensors.deliver_alerts", broken)
+    result, cursor = _tick(dg.DagsterInstance.ephemeral(), None)
+    assert [r.run_key for r in result] == ["drift-alert-2026-11-02"]  # still announced
+    assert cursor is not None
 
 
-# -- d. severity ---------------------------------------------------------------------------
+# -- d. concurrent deliverers, real processes ----------------------------------------------
+def _deliver_in_a_process(url: str, webhook_url: str, start_at: float, out) -> None:
+    time.sleep(max(0.0, start_at - time.time()))
+    engine = make_engine(url)
+    out.put([d.report_date.isoformat() for d in delivery.deliver_alerts(engine, webhook_url)])
+
+
+def test_concurrent_deliverers_post_each_alert_once(env, webhook):
+    """Two sensor ticks at once (a daemon and `credit-drift materialize`, say), in separate
+    processes, against a slow receiver: each alert is posted exactly once."""
+    engine = make_engine(env)
+    days = [dt.date(2026, 11, d) for d in (1, 2, 3)]
+    for day in days:
+        record_alert(engine, AlertIntent(day, "ALERT", 40.0, ["a"], deliver=True))
+    webhook.delay = 0.3
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 2.0  # both processes start their claims together
+    procs = [
+        ctx.Process(target=_deliver_in_a_process, args=(env, webhook.url, start_at, out))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    delivered = sorted(d for r in results for d in r)
+    assert delivered == [d.isoformat() for d in days]  # each day delivered by one of them
+    assert sorted(b["credit_drift"]["report_date"] for b in webhook.bodies) == delivered
+    assert _alerts(engine)["webhook_status"].tolist() == ["sent"] * 3
+
+
+# -- e. severity ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("status", "severity", "expected"),
     [
@@ -396,25 +446,25 @@ def test_a_failing_retry_does_not_stop_the_sensor(env, monkeypatch, webhook):
     ],
 )
 def test_should_alert(status, severity, expected):
-    assert monitoring.should_alert(status, severity) is expected
+    assert should_alert(status, severity) is expected
 
 
-def test_warning_window_alerts_only_with_severity_warning(project, monkeypatch):
-    resource, engine, instance = project([{"kind": "gradual", "intensity": 0.5}])
+def test_warning_day_alerts_only_with_severity_warning(project, monkeypatch):
+    engine, instance = project([{"kind": "gradual", "intensity": 0.5}])
     day = _day(0)
-    _materialize(resource, instance, day)
+    _materialize(instance, day)
     report = read_drift_reports(engine).iloc[0]
     assert report["status"] == "WARNING"
     assert 10 <= report["drift_percentage"] < 30
 
-    # Default severity (ALERT): a WARNING window raises nothing.
-    result, _ = _tick(instance, resource, None)
-    assert isinstance(result, dg.SkipReason)
-    assert result.skip_message == "1 new report(s), none alerting"
+    # Default severity (ALERT): a WARNING day raises nothing.
     assert read_alerts(engine).empty
+    result, _ = _tick(instance, None)
+    assert isinstance(result, dg.SkipReason)
 
     monkeypatch.setenv("CREDIT_DRIFT_ALERT_SEVERITY", "WARNING")
-    result, _ = _tick(instance, resource, None)
+    _materialize(instance, day)
+    result, _ = _tick(instance, None)
     assert [r.run_key for r in result] == [f"drift-alert-{day}"]
     assert result[0].tags["credit_drift/status"] == "WARNING"
     alerts = _alerts(engine)

@@ -1,14 +1,18 @@
-"""The Dagster definitions load, and the asset graph is what the docs say it is."""
+"""The Dagster definitions load from the defs folder, and the graph is what the docs say: asset
+keys, partitions, dependencies, IO managers, pools, backfill policies, automation conditions,
+checks, jobs, sensors and resources (a snapshot)."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from credit_drift.definitions import defs
 from credit_drift.defs.partitions import daily_partitions
 
-WINDOWED = {
+DAILY = {
     "production_window",
     "feature_drift",
     "evidently_report",
@@ -22,12 +26,12 @@ def _specs():
 
 
 def test_asset_keys():
-    assert set(_specs()) == WINDOWED | {"predictions", "reference_profile"}
+    assert set(_specs()) == DAILY | {"predictions", "reference_profile"}
 
 
-def test_windowed_assets_share_one_daily_utc_partitioning():
+def test_daily_assets_share_one_daily_utc_partitioning():
     specs = _specs()
-    for key in WINDOWED:
+    for key in DAILY:
         assert specs[key].partitions_def == daily_partitions, key
     assert specs["reference_profile"].partitions_def is None
     assert daily_partitions.timezone == "UTC"
@@ -44,22 +48,54 @@ def test_dependencies():
 
     assert deps("production_window") == {"predictions"}
     assert deps("feature_drift") == {"production_window", "reference_profile"}
-    assert deps("evidently_report") == {"feature_drift"}
-    assert deps("drift_report") == {"feature_drift"}
+    assert deps("evidently_report") == {"production_window", "feature_drift", "reference_profile"}
+    assert deps("drift_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("operational_metrics") == {"production_window", "reference_profile"}
 
 
-def test_checks():
-    checks = {
-        (c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys
+def test_snapshot_of_what_runs_where():
+    """Each daily asset: its IO manager, pool, backfill policy and automation condition."""
+    from credit_drift.defs.automation import DOWNSTREAM_OF_THE_DAY, WHEN_THE_DAY_CLOSES
+
+    def describe(key):
+        assets_def = defs.resolve_assets_def(key)
+        spec = _specs()[key]
+        carries = key in ("production_window", "feature_drift")
+        return (
+            assets_def.get_io_manager_key_for_asset_key(assets_def.key) if carries else "-",
+            assets_def.op.pool,
+            str(assets_def.backfill_policy),
+            spec.automation_condition,
+        )
+
+    multi = "BackfillPolicy.multi_run(max_partitions_per_run=7)"
+    # The two assets whose values later steps take go through the daily IO manager; the others
+    # return no value (their products are database rows and report files).
+    daily_io, none, pool = "daily_io_manager", "-", "credit_drift_database"
+    assert {key: describe(key) for key in DAILY | {"reference_profile"}} == {
+        "production_window": (daily_io, pool, multi, WHEN_THE_DAY_CLOSES),
+        "feature_drift": (daily_io, pool, multi, DOWNSTREAM_OF_THE_DAY),
+        "evidently_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
+        "drift_report": (none, pool, multi, DOWNSTREAM_OF_THE_DAY),
+        "operational_metrics": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
+        "reference_profile": (none, pool, "None", None),
     }
+
+
+def test_checks():
+    graph = defs.resolve_asset_graph()
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert checks == {
         ("production_window", "enough_rows"),
         ("production_window", "features_match_model"),
         ("drift_report", "drifted_share"),
         ("drift_report", "important_features_stable"),
         ("drift_report", "joint_distribution_stable"),
-    }
+    } | {(key, "freshness_check") for key in DAILY}
+    # The data checks are scoped to the day they check.
+    for asset, name in checks - {(key, "freshness_check") for key in DAILY}:
+        spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(asset), name))
+        assert spec.partitions_def == daily_partitions, (asset, name)
 
 
 def test_every_asset_has_a_description():
@@ -67,11 +103,21 @@ def test_every_asset_has_a_description():
         assert spec.description, key
 
 
-def test_jobs_schedule_sensor_resolve():
+def test_jobs_sensors_resources_resolve():
     assert defs.resolve_job_def("daily_drift_job").partitions_def == daily_partitions
     defs.resolve_job_def("drift_alert_job")
-    assert defs.resolve_schedule_def("daily_drift_schedule").job_name == "daily_drift_job"
+    defs.resolve_job_def("reference_profile_job")
     assert defs.resolve_sensor_def("drift_alert_sensor").job_name == "drift_alert_job"
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {
+        "drift_alert_sensor",
+        "credit_drift_automation_sensor",
+        "credit_drift_freshness_sensor",
+    }
+    for sensor in sensors.values():  # on with the daemon, no toggling in the UI needed
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert not defs.schedules  # the automation conditions replaced the daily schedule
+    assert set(defs.resources) == {"database", "reference", "project", "daily_io_manager"}
 
 
 def _dagster_env(tmp_path):
@@ -118,3 +164,19 @@ def test_no_import_time_side_effects(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_production_instance_configuration_loads(postgres_url, tmp_path, monkeypatch):
+    """The repository's dagster.yaml on a real PostgreSQL: storage, run queue, pool limit and
+    run monitoring as the README describes them."""
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_PG_URL", postgres_url)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        config = instance.get_concurrency_config()
+        assert config.run_queue_config.max_concurrent_runs == 2
+        assert config.pool_config.default_pool_limit == 2
+        assert instance.run_monitoring_enabled

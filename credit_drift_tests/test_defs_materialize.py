@@ -1,27 +1,24 @@
 """The drift assets materialized with Dagster on real logged predictions, on SQLite and
-PostgreSQL: statuses, idempotent reports, NO_DATA, checks, and the alert sensor's exactly-once."""
+PostgreSQL: statuses, idempotent reports, NO_DATA, checks, the alert sensor's exactly-once, a
+multi-day backfill run equal to day-by-day runs, and the Dagster CLI on a fresh instance."""
+
+import datetime as dt
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from credit_drift.data.loader import load_pool
 from credit_drift.definitions import defs
-from credit_drift.defs.assets import (
-    drift_report,
-    evidently_report,
-    feature_drift,
-    operational_metrics,
-    production_window,
-    reference_profile,
-)
-from credit_drift.defs.resources import CreditDriftResource
+from credit_drift.defs.assets import daily_assets, production_window, reference_profile
+from credit_drift.defs.resources import resources_from_settings
+from credit_drift.settings import Settings
 from credit_drift.simulator.replay import replay
 from credit_drift.simulator.scenario import Scenario
+from credit_drift.storage.alert_outbox import read_alerts
 from credit_drift.storage.db import make_engine, upgrade
-from credit_drift.storage.reports import read_alerts, read_drift_reports
-
-WINDOWED = [production_window, feature_drift, evidently_report, drift_report, operational_metrics]
+from credit_drift.storage.drift_results import read_drift_reports, read_feature_drift
 
 
 def _replay_days(db_url, model_dir, tmp_path, monkeypatch, second_day: dict):
@@ -47,32 +44,31 @@ def _replay_days(db_url, model_dir, tmp_path, monkeypatch, second_day: dict):
     return pool
 
 
+def _resources():
+    return resources_from_settings(Settings.from_env(), evidently_max_columns=8)
+
+
 @pytest.fixture
 def project(db_url, model_dir, tmp_path, monkeypatch):
     _replay_days(db_url, model_dir, tmp_path, monkeypatch, {"kind": "sudden", "intensity": 0.7})
-    resource = CreditDriftResource(evidently_max_columns=8)
-    return resource, make_engine(db_url)
+    return _resources(), make_engine(db_url)
 
 
-def _materialize(resource, instance, day):
-    return dg.materialize(
-        WINDOWED, partition_key=day, resources={"project": resource}, instance=instance
-    )
+def _materialize(resources, instance, day):
+    return dg.materialize(daily_assets, partition_key=day, resources=resources, instance=instance)
 
 
 def test_partitions_statuses_idempotence_no_data_and_alerts(project):
-    resource, engine = project
+    resources, engine = project
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(
-        [reference_profile], resources={"project": resource}, instance=instance
-    ).success
+    assert dg.materialize([reference_profile], resources=resources, instance=instance).success
 
-    clean = _materialize(resource, instance, "2026-11-01")
-    sudden = _materialize(resource, instance, "2026-11-02")
-    empty = _materialize(resource, instance, "2026-11-05")
+    clean = _materialize(resources, instance, "2026-11-01")
+    sudden = _materialize(resources, instance, "2026-11-02")
+    empty = _materialize(resources, instance, "2026-11-05")
     assert clean.success and sudden.success and empty.success
-    # Re-materializing a window replaces its report and results, never duplicates them.
-    assert _materialize(resource, instance, "2026-11-02").success
+    # Re-materializing a day replaces its report and results, never duplicates them.
+    assert _materialize(resources, instance, "2026-11-02").success
 
     reports = read_drift_reports(engine)
     reports.index = reports["report_date"].astype(str).str[:10]
@@ -100,40 +96,114 @@ def test_partitions_statuses_idempotence_no_data_and_alerts(project):
     assert drift_meta["policy"].value == "default"
     meta = sudden.asset_materializations_for_node("drift_report")[0].metadata
     assert isinstance(meta["drift_percentage"], dg.FloatMetadataValue)
+    # Shown rounded; the database keeps the exact share.
+    exact = reports.loc["2026-11-02", "drift_percentage"]
+    assert meta["drift_percentage"].value == round(exact, 2) != exact
     assert isinstance(meta["top_drifted_features"], dg.TableMetadataValue)
+    assert meta["status"].value == "ALERT"
 
-    # The sensor alerts once per ALERT window, and never again on later ticks.
+    # The sensor announces the ALERT day once, and nothing on later ticks.
     sensor = defs.resolve_sensor_def("drift_alert_sensor")
     cursor = None
     requested = []
     for _ in range(2):
         with dg.build_sensor_context(
-            instance=instance, cursor=cursor, resources={"project": resource}
+            instance=instance, cursor=cursor, resources=resources
         ) as context:
             result = sensor(context)
             cursor = context.cursor
         if isinstance(result, list):
             requested += [r.run_key for r in result]
     assert requested == ["drift-alert-2026-11-02"]
-    # A replayed cursor (daemon restart) alerts nothing twice: the alert row is unique per window.
-    with dg.build_sensor_context(
-        instance=instance, cursor=None, resources={"project": resource}
-    ) as context:
-        again = sensor(context)
-    assert not isinstance(again, list)
     alerts = read_alerts(engine)
     assert alerts["report_date"].astype(str).str[:10].tolist() == ["2026-11-02"]
 
 
-def test_schedule_targets_the_previous_day():
-    import datetime as dt
-
-    schedule = defs.resolve_schedule_def("daily_drift_schedule")
-    context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 11, 5, 0, 30, tzinfo=dt.UTC)
+def test_a_backfill_run_of_several_days_equals_day_by_day_runs(project, tmp_path):
+    """The daily assets' backfill policy puts several days in one run: every day gets its own
+    materialization with its own metadata, and the same results as a run of that day alone."""
+    resources, engine = project
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([reference_profile], resources=resources, instance=instance).success
+    single = {
+        day: read_day(engine, day, resources, instance) for day in ("2026-11-01", "2026-11-02")
+    }
+    job = defs.resolve_job_def("daily_drift_job")
+    ranged = job.execute_in_process(
+        instance=instance,
+        resources=resources,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-03",
+        },
     )
-    requests = list(schedule.evaluate_tick(context).run_requests)
-    assert [r.partition_key for r in requests] == ["2026-11-04"]
+    assert ranged.success
+    statuses = {}
+    for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+        (record,) = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[day]),
+            limit=1,
+        ).records
+        statuses[day] = record.asset_materialization.metadata["status"].value
+    assert statuses == {"2026-11-01": "OK", "2026-11-02": "ALERT", "2026-11-03": "NO_DATA"}
+    for day, before in single.items():
+        after = read_feature_drift(engine, dt.date.fromisoformat(day))
+        pd.testing.assert_frame_equal(after, before)
+    checks = {e.check_name: e for e in ranged.get_asset_check_evaluations()}
+    assert not checks["drifted_share"].passed
+    assert checks["drifted_share"].metadata["status"].value == statuses
+    assert "2026-11-02" in checks["drifted_share"].description
+
+
+def read_day(engine, day, resources, instance):
+    assert _materialize(resources, instance, day).success
+    return read_feature_drift(engine, dt.date.fromisoformat(day))
+
+
+def test_the_days_chain_is_automated():
+    """production_window runs when its day closes (00:30 UTC, the day that just ended), the
+    assets downstream of it with it, and again whenever their day's upstream changes."""
+    from credit_drift.defs.automation import DOWNSTREAM_OF_THE_DAY, WHEN_THE_DAY_CLOSES
+
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert specs["production_window"].automation_condition == WHEN_THE_DAY_CLOSES
+    for key in ("feature_drift", "evidently_report", "drift_report", "operational_metrics"):
+        assert specs[key].automation_condition == DOWNSTREAM_OF_THE_DAY, key
+    instance = dg.DagsterInstance.ephemeral()
+    cursor = None
+
+    def tick(hour: int, minute: int) -> dict[str, set[str]]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(
+            defs=defs,
+            instance=instance,
+            cursor=cursor,
+            evaluation_time=dt.datetime(2026, 11, 5, hour, minute, tzinfo=dt.UTC),
+        )
+        cursor = result.cursor
+        return {
+            key: result.get_requested_partitions(dg.AssetKey(key))
+            for key in specs
+            if specs[key].partitions_def is not None
+        }
+
+    daily = [k for k in specs if specs[k].partitions_def is not None]
+    instance.report_runless_asset_event(dg.AssetMaterialization("reference_profile"))
+    assert not any(tick(0, 10).values())  # the 4th is not over until 00:30
+    # At 00:30 the 4th has closed: its whole chain is requested (one run plans them all).
+    assert tick(0, 40) == {key: {"2026-11-04"} for key in daily}
+    for key in daily:
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-11-04"))
+    assert not any(tick(0, 45).values())  # done: nothing runs twice
+    # Late predictions re-read for a recent day: that day's downstream runs again.
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("production_window", partition="2026-11-01")
+    )
+    again = tick(1, 0)
+    assert again["production_window"] == set()
+    assert {key: again[key] for key in daily if key != "production_window"} == {
+        key: {"2026-11-01"} for key in daily if key != "production_window"
+    }
 
 
 # -- a window where only some features moved, an older logged schema, and the CLI ------------
@@ -160,7 +230,6 @@ def shifted_project(db_url, model_dir, tmp_path, monkeypatch):
     frame = pool.head(50).copy()
     frame["LEGACY_BUREAU_SCORE"] = 0.5
     matrix, cats = old.pack_frame(frame)
-    import datetime as dt
 
     engine = make_engine(db_url)
     bulk_insert_predictions(
@@ -174,21 +243,15 @@ def shifted_project(db_url, model_dir, tmp_path, monkeypatch):
         threshold=0.5,
         model_version="old-client",
     )
-    return CreditDriftResource(evidently_max_columns=8), engine, dropped
+    return _resources(), engine, dropped
 
 
 def test_only_the_shifted_features_are_flagged_and_an_old_schema_is_named(shifted_project):
-    from credit_drift.storage.reports import read_feature_drift
-
-    resource, engine, dropped = shifted_project
+    resources, engine, dropped = shifted_project
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(
-        [reference_profile], resources={"project": resource}, instance=instance
-    ).success
-    results = {day: _materialize(resource, instance, day) for day in ("2026-11-01", "2026-11-02")}
+    assert dg.materialize([reference_profile], resources=resources, instance=instance).success
+    results = {day: _materialize(resources, instance, day) for day in ("2026-11-01", "2026-11-02")}
     assert all(r.success for r in results.values())
-
-    import datetime as dt
 
     clean = read_feature_drift(engine, dt.date(2026, 11, 1))
     shifted = read_feature_drift(engine, dt.date(2026, 11, 2))
@@ -202,10 +265,7 @@ def test_only_the_shifted_features_are_flagged_and_an_old_schema_is_named(shifte
 
     # Day 3 was logged by an older client: the check fails and names both differences.
     old_day = dg.materialize(
-        [production_window],
-        partition_key="2026-11-03",
-        resources={"project": resource},
-        instance=instance,
+        [production_window], partition_key="2026-11-03", resources=resources, instance=instance
     )
     assert old_day.success  # a failed ERROR check is reported, the window is still stored
     (check,) = [
@@ -248,10 +308,11 @@ def test_dagster_cli_materializes_a_partition_on_a_fresh_dagster_home(project, t
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     dagster = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
     module = ["-m", "credit_drift.definitions"]
-    windowed = "production_window,feature_drift,evidently_report,drift_report,operational_metrics"
+    daily = "production_window,feature_drift,evidently_report,drift_report,operational_metrics"
     for extra in (
         ["--select", "reference_profile"],
-        ["--select", windowed, "--partition", "2026-11-02"],
+        ["--select", daily, "--partition", "2026-11-02"],
+        ["--select", daily, "--partition", "2026-11-03"],
     ):
         done = subprocess.run(
             [*dagster, *module, *extra],
@@ -263,17 +324,25 @@ def test_dagster_cli_materializes_a_partition_on_a_fresh_dagster_home(project, t
         )
         assert done.returncode == 0, done.stderr[-3000:]
     reports = read_drift_reports(engine)
-    assert reports["report_date"].astype(str).str[:10].tolist() == ["2026-11-02"]
-    assert reports["status"].tolist() == ["ALERT"]
+    assert reports["report_date"].astype(str).str[:10].tolist() == ["2026-11-02", "2026-11-03"]
+    assert reports["status"].tolist() == ["ALERT", "NO_DATA"]
     # The runs are in the fresh instance, so the UI on that DAGSTER_HOME shows them.
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=10).records
-        assert [r.asset_materialization.partition for r in records] == ["2026-11-02"]
+        assert sorted(r.asset_materialization.partition for r in records) == [
+            "2026-11-02",
+            "2026-11-03",
+        ]
 
 
-def test_policy_comes_from_the_environment_unless_the_resource_sets_it(monkeypatch):
+def test_the_policy_comes_from_the_environment_through_the_resource(monkeypatch, tmp_path):
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path))
     monkeypatch.setenv("CREDIT_DRIFT_POLICY", "notebook")
-    assert CreditDriftResource().settings().policy == "notebook"
-    assert CreditDriftResource(policy="default").settings().policy == "default"
+    assert resources_from_settings()["project"].config().policy.name == "notebook"
+    monkeypatch.setenv("CREDIT_DRIFT_WARNING_SHARE", "0.2")
     monkeypatch.delenv("CREDIT_DRIFT_POLICY")
-    assert CreditDriftResource().settings().policy == "default"
+    policy = resources_from_settings()["project"].config().policy
+    assert (policy.name, policy.warning_share) == ("default", 0.2)
+    # A secret from the environment is passed by name, never by value.
+    monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", "https://hooks.example/secret")
+    assert isinstance(resources_from_settings()["project"].alert_webhook_url, dg.EnvVar)

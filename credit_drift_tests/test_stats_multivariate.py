@@ -10,10 +10,10 @@ import scipy.stats
 
 from credit_drift.features import FeatureSchema
 from credit_drift.stats.multivariate import domain_classifier_drift, roc_auc, top_features
-from credit_drift.stats.policy import DriftPolicy, evaluate_window
+from credit_drift.stats.policy import DriftPolicy, decide_joint, evaluate_window
 from credit_drift.stats.reference import fit_reference
 from credit_drift.stats.score_drift import score_drift
-from credit_drift.stats.synthetic import PAIR_CORRELATION, mixed_frame, mixed_importance
+from credit_drift_tests.synthetic import PAIR_CORRELATION, mixed_frame, mixed_importance
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,9 @@ def test_fires_on_a_broken_correlation_that_no_marginal_shows(profile, n_rows):
     univariate = evaluate_window(profile, window, DriftPolicy.default())
     assert univariate.n_drifted == 0  # every marginal is unchanged
     result = domain_classifier_drift(profile, window, seed=0)
-    assert result.drifted
-    assert result.auc > result.threshold >= 0.55
+    joint = decide_joint(result, DriftPolicy.default())
+    assert joint.drifted
+    assert result.auc > joint.threshold >= 0.55
     assert {"f000", "f001"} <= set(result.features)
     assert len(result.fold_aucs) == 3 and result.auc_std >= 0
 
@@ -46,8 +47,9 @@ def test_fires_on_a_broken_correlation_that_no_marginal_shows(profile, n_rows):
 @pytest.mark.parametrize("n_rows", [1_000, 5_000])
 def test_quiet_on_a_clean_sample(profile, n_rows):
     result = domain_classifier_drift(profile, mixed_frame(n_rows, seed=3, n_features=60), seed=0)
-    assert not result.drifted
-    assert result.auc < result.threshold
+    joint = decide_joint(result, DriftPolicy.default())
+    assert not joint.drifted
+    assert result.auc < joint.threshold
     assert result.n_ref == 5_000 and result.n_cur == n_rows
 
 
@@ -56,10 +58,23 @@ def test_seeded_and_size_aware(profile):
     a = domain_classifier_drift(profile, window, seed=5)
     b = domain_classifier_drift(profile, window, seed=5)
     assert a == b
+    policy = DriftPolicy.default()
     small = domain_classifier_drift(profile, window.head(100), seed=0)
-    assert small.threshold > a.threshold  # fewer rows, larger chance AUC, higher bar
+    # Fewer rows, a larger chance AUC, a higher bar.
+    assert decide_joint(small, policy).threshold > decide_joint(a, policy).threshold
     too_small = domain_classifier_drift(profile, window.head(20), seed=0)
-    assert math.isnan(too_small.auc) and not too_small.drifted
+    assert math.isnan(too_small.auc) and not decide_joint(too_small, policy).drifted
+
+
+def test_the_auc_floor_is_the_policys():
+    from credit_drift.stats.multivariate import MultivariateResult
+
+    result = MultivariateResult(0.6, 0.01, 5_000, 5_000, ("f000",), (0.6,))
+    assert decide_joint(result, DriftPolicy.default()).drifted
+    assert not decide_joint(result, DriftPolicy.default(multivariate_min_auc=0.65)).drifted
+    # Small samples: the null standard error sets the bar above the floor.
+    small = MultivariateResult(0.6, 0.01, 30, 30, ("f000",), (0.6,))
+    assert decide_joint(small, DriftPolicy.default()).threshold > 0.6
 
 
 def test_top_features_by_importance(profile):

@@ -12,7 +12,6 @@ import scipy.stats
 from credit_drift.features import FeatureSchema, FeatureSpec
 from credit_drift.stats.policy import (
     DEFAULT_MIN_KS_STATISTIC,
-    RESULT_COLUMNS,
     DriftInputError,
     DriftPolicy,
     PolicyError,
@@ -22,7 +21,8 @@ from credit_drift.stats.policy import (
     status_for,
 )
 from credit_drift.stats.reference import fit_reference
-from credit_drift.stats.synthetic import mixed_frame, mixed_importance, mixed_schema
+from credit_drift.stats.results import FEATURE_RESULT_NAMES
+from credit_drift_tests.synthetic import mixed_frame, mixed_importance, mixed_schema
 
 
 # -- pieces ---------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_empty_window_is_no_data_never_zero_percent():
         assert result.status == "NO_DATA"
         assert result.n_rows == 0 and result.n_analyzed == 0 and result.n_drifted == 0
         assert math.isnan(result.drift_share) and math.isnan(result.weighted_drift_share)
-        assert list(result.results.columns) == list(RESULT_COLUMNS)
+        assert list(result.results.columns) == list(FEATURE_RESULT_NAMES)
         assert len(result.results) == 2 and not result.results["drifted"].any()
 
 
@@ -294,3 +294,48 @@ def test_notebook_rule_flags_about_five_percent_by_chance():
     assert 8 <= notebook.n_drifted <= 38
     assert notebook.status == "OK"  # about 5% stays under the 10% warning line, by luck alone
     assert evaluate_window(profile, window, DriftPolicy.default()).n_drifted == 0
+
+
+# -- measuring and deciding are separate ------------------------------------------------------
+def test_compare_measures_and_decide_judges_without_measuring_again():
+    from credit_drift.stats.compare import COMPARISON_COLUMNS, compare_window
+    from credit_drift.stats.policy import decide
+
+    schema = mixed_schema(40)
+    profile = fit_reference(mixed_frame(5_000, seed=1, n_features=40), schema, mixed_importance(40))
+    window = mixed_frame(2_000, seed=2, n_features=40)
+    window["f003"] = window["f003"] + 1.0  # one clear shift
+    comparison = compare_window(profile, window)
+    assert list(comparison.features.columns) == list(COMPARISON_COLUMNS)
+    assert "drifted" not in comparison.features  # no verdict in a measurement
+    strict, lax = DriftPolicy.default(), DriftPolicy.notebook()
+    pd.testing.assert_frame_equal(
+        decide(comparison, strict).results, evaluate_window(profile, window, strict).results
+    )
+    assert decide(comparison, lax).n_drifted >= decide(comparison, strict).n_drifted >= 1
+    # The same measurements under a floor no shift reaches: nothing drifts.
+    assert (
+        decide(comparison, DriftPolicy.default(min_effect=1.0, nan_share_delta=None)).n_drifted == 0
+    )
+
+
+def test_every_threshold_of_the_decision_is_a_policy_field():
+    policy = DriftPolicy.default()
+    assert policy.important_features_share == policy.warning_share == 0.10
+    assert DriftPolicy.default(important_share=0.2).important_features_share == 0.2
+    assert policy.multivariate_min_auc == 0.55 and policy.multivariate_null_z == 3.0
+    with pytest.raises(PolicyError, match="important_share"):
+        DriftPolicy.default(important_share=0.0)
+    with pytest.raises(PolicyError, match="multivariate_min_auc"):
+        DriftPolicy.default(multivariate_min_auc=0.4)
+
+
+def test_the_settings_know_the_presets_the_policy_knows(monkeypatch):
+    from credit_drift.settings import Settings, SettingsError
+    from credit_drift.stats.presets import POLICY_PRESETS
+
+    for name in POLICY_PRESETS:
+        assert get_policy(name).name == name
+    monkeypatch.setenv("CREDIT_DRIFT_POLICY", "notebok")
+    with pytest.raises(SettingsError, match="'notebok' is not a drift policy; use one of default"):
+        Settings.from_env()

@@ -1,4 +1,5 @@
-"""Reference profiles, feature results, drift reports, alerts and the API log, on both databases."""
+"""Reference profiles, feature results, drift reports, the alert outbox and the API log, on both
+databases."""
 
 import datetime as dt
 import threading
@@ -9,22 +10,29 @@ import pytest
 
 from credit_drift.features import FeatureSchema, FeatureSpec
 from credit_drift.storage import db
-from credit_drift.storage.api_logs import ApiLogRow, insert_api_log, insert_api_logs, read_api_logs
-from credit_drift.storage.reports import (
-    DriftReportRow,
-    FeatureDriftRow,
-    ReferenceFeatureRecord,
-    activate_reference,
-    insert_alert,
-    load_reference,
+from credit_drift.storage.alert_outbox import (
+    AlertIntent,
+    alerts_after,
+    claim_deliverable,
+    finish_delivery,
     read_alerts,
+    record_alert,
+    update_alert_webhook,
+)
+from credit_drift.storage.api_logs import ApiLogRow, insert_api_log, insert_api_logs, read_api_logs
+from credit_drift.storage.drift_results import (
+    DriftReportRow,
     read_drift_report,
     read_drift_reports,
     read_feature_drift,
     replace_feature_drift,
-    save_reference,
-    update_alert_webhook,
     upsert_drift_report,
+)
+from credit_drift.storage.reference_profiles import (
+    ReferenceFeatureRecord,
+    activate_reference,
+    load_reference,
+    save_reference,
 )
 from credit_drift.storage.windows import window_bounds_for_day
 
@@ -129,6 +137,33 @@ def test_reference_profile_must_cover_the_schema(engine):
 
 
 # -- per-feature results ------------------------------------------------------------------
+def _rows(*rows) -> pd.DataFrame:
+    """(feature, drifted, statistic, p_value) tuples as a results frame."""
+    return pd.DataFrame(
+        [
+            {
+                "feature": f,
+                "kind": "numeric",
+                "test": "ks",
+                "drifted": d,
+                "statistic": s,
+                "p_value": p,
+            }
+            for f, d, s, p in rows
+        ]
+    )
+
+
+def test_the_table_has_the_declared_result_columns(engine):
+    import sqlalchemy as sa
+
+    from credit_drift.stats.results import FEATURE_RESULT_NAMES
+
+    columns = [c["name"] for c in sa.inspect(engine).get_columns("feature_drift_results")]
+    assert columns == ["id", "report_date", *FEATURE_RESULT_NAMES]
+    assert list(read_feature_drift(engine, DAY).columns) == list(FEATURE_RESULT_NAMES)
+
+
 def test_replace_feature_drift_replaces_the_window(engine):
     first = pd.DataFrame(
         {
@@ -146,7 +181,7 @@ def test_replace_feature_drift_replaces_the_window(engine):
     )
     assert replace_feature_drift(engine, DAY, first) == 3
     other_day = DAY + dt.timedelta(days=1)
-    replace_feature_drift(engine, other_day, [FeatureDriftRow("a", "numeric", "ks", False, 0.1)])
+    replace_feature_drift(engine, other_day, _rows(("a", False, 0.1, None)))
     stored = read_feature_drift(engine, DAY)
     assert stored["feature"].tolist() == ["a", "b", "c"]
     assert stored["drifted"].tolist() == [True, False, True]
@@ -154,14 +189,39 @@ def test_replace_feature_drift_replaces_the_window(engine):
     assert stored["unseen_categories"].tolist() == [None, None, ["zz"]]
     assert stored["p_value"].iloc[0] == 1e-9
 
-    replace_feature_drift(engine, DAY, [FeatureDriftRow("b", "numeric", "ks", True, 0.5, 1e-4)])
+    replace_feature_drift(engine, DAY, _rows(("b", True, 0.5, 1e-4)))
     assert read_feature_drift(engine, DAY)["feature"].tolist() == ["b"]
     assert read_feature_drift(engine, other_day)["feature"].tolist() == ["a"]  # untouched
     with pytest.raises(ValueError, match="'a' appears twice"):
-        replace_feature_drift(engine, DAY, [FeatureDriftRow("a", "numeric", "ks", True)] * 2)
+        replace_feature_drift(engine, DAY, _rows(("a", True, None, None), ("a", True, None, None)))
     with pytest.raises(ValueError, match=r"lacks required columns \['drifted'\]"):
         replace_feature_drift(engine, DAY, first.drop(columns="drifted"))
     assert read_feature_drift(engine, DAY)["feature"].tolist() == ["b"]
+
+
+def test_concurrent_replacements_of_one_day_both_succeed(engine):
+    """Two runs materializing the same day at once: one waits for the other (the day's lock),
+    neither fails on the unique constraint, and the day holds one whole result."""
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def worker(k: int):
+        rows = _rows(*[(f"f{j}", bool(k % 2), float(k), 0.5) for j in range(200)])
+        barrier.wait()
+        try:
+            replace_feature_drift(engine, DAY, rows)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stored = read_feature_drift(engine, DAY)
+    assert len(stored) == 200
+    assert stored["statistic"].nunique() == 1  # one writer's whole result, not a mix
 
 
 # -- drift reports ------------------------------------------------------------------------
@@ -238,12 +298,15 @@ def test_no_data_report_stores_null_not_zero(engine):
         _report(status="BAD")
 
 
-# -- alerts -------------------------------------------------------------------------------
+# -- alert outbox -------------------------------------------------------------------------
+def _intent(day=DAY, deliver=True) -> AlertIntent:
+    return AlertIntent(day, "ALERT", 45.0, ["a", "b"], deliver=deliver)
+
+
 def test_a_window_alerts_once(engine):
-    kw = dict(severity="ALERT", drift_percentage=45.0, top_features=["a", "b"])
-    assert insert_alert(engine, report_date=DAY, **kw) is True
-    assert insert_alert(engine, report_date=DAY, **kw) is False
-    assert insert_alert(engine, report_date=DAY + dt.timedelta(days=1), **kw) is True
+    assert record_alert(engine, _intent()) is True
+    assert record_alert(engine, _intent()) is False
+    assert record_alert(engine, _intent(DAY + dt.timedelta(days=1), deliver=False)) is True
     update_alert_webhook(engine, DAY, webhook_status="failed", attempts=3, error="HTTP 500")
     alerts = read_alerts(engine)
     assert alerts["report_date"].tolist() == [DAY, DAY + dt.timedelta(days=1)]
@@ -254,6 +317,7 @@ def test_a_window_alerts_once(engine):
         "HTTP 500",
     )
     assert first["top_features"] == ["a", "b"] and first["status"] == "open"
+    assert alerts.iloc[1]["webhook_status"] == "disabled"  # no webhook: recorded, not sent
     with pytest.raises(LookupError):
         update_alert_webhook(engine, DAY - dt.timedelta(days=9), webhook_status="sent", attempts=1)
 
@@ -264,11 +328,7 @@ def test_concurrent_alerts_for_one_window_insert_one_row(engine):
 
     def worker():
         barrier.wait()
-        results.append(
-            insert_alert(
-                engine, report_date=DAY, severity="ALERT", drift_percentage=40.0, top_features=None
-            )
-        )
+        results.append(record_alert(engine, _intent()))
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -277,6 +337,60 @@ def test_concurrent_alerts_for_one_window_insert_one_row(engine):
         t.join()
     assert sorted(results) == [False, False, False, True]
     assert len(read_alerts(engine)) == 1
+
+
+def test_the_report_and_its_alert_are_written_together(engine, monkeypatch):
+    assert upsert_drift_report(engine, _report(status="ALERT"), alert=_intent()) is True
+    # Re-materializing the day replaces the report and raises no second alert.
+    assert upsert_drift_report(engine, _report(status="ALERT"), alert=_intent()) is False
+    assert len(read_alerts(engine)) == 1 and len(read_drift_reports(engine)) == 1
+    # A report whose alert cannot be written is not written either (one transaction).
+    from credit_drift.storage import drift_results
+
+    def failing_insert(conn, intent, *, created_at):
+        raise RuntimeError("the alert insert failed")
+
+    monkeypatch.setattr(drift_results, "insert_alert", failing_insert)
+    day2 = DAY + dt.timedelta(days=1)
+    with pytest.raises(RuntimeError, match="alert insert failed"):
+        upsert_drift_report(engine, _report(day2, status="ALERT"), alert=_intent(day2))
+    assert read_drift_report(engine, day2) is None
+
+
+def test_a_lease_gives_each_alert_to_one_deliverer(engine):
+    record_alert(engine, _intent())
+    record_alert(engine, _intent(DAY + dt.timedelta(days=1)))
+    record_alert(engine, _intent(DAY + dt.timedelta(days=2), deliver=False))
+    lease = dt.timedelta(seconds=60)
+    now = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
+    first = claim_deliverable(engine, "a", lease=lease, max_attempts=9, limit=1, now=now)
+    assert [x.report_date for x in first] == [DAY]  # oldest first, at most `limit`
+    second = claim_deliverable(engine, "b", lease=lease, max_attempts=9, limit=5, now=now)
+    assert [x.report_date for x in second] == [DAY + dt.timedelta(days=1)]  # not a's, not disabled
+    assert claim_deliverable(engine, "c", lease=lease, max_attempts=9, limit=5, now=now) == []
+    # b's outcome is recorded only under b's lease.
+    assert not finish_delivery(engine, second[0].id, "a", delivered=True, attempts=1, error=None)
+    assert finish_delivery(engine, second[0].id, "b", delivered=False, attempts=3, error="HTTP 500")
+    # a dies without recording: once its lease expires, c takes the alert over.
+    later = now + lease + dt.timedelta(seconds=1)
+    taken = claim_deliverable(engine, "c", lease=lease, max_attempts=9, limit=5, now=later)
+    assert [x.report_date for x in taken] == [DAY, DAY + dt.timedelta(days=1)]
+    assert taken[1].webhook_attempts == 3  # the failed one, with its attempts counted
+    assert not finish_delivery(engine, taken[0].id, "a", delivered=True, attempts=1, error=None)
+    assert finish_delivery(engine, taken[0].id, "c", delivered=True, attempts=1, error=None)
+    sent = read_alerts(engine).set_index("report_date").loc[DAY]
+    assert sent["webhook_status"] == "sent" and pd.notna(sent["delivered_at"])
+    assert pd.isna(sent["lease_owner"]) and pd.isna(sent["lease_expires_at"])
+    # An alert whose attempts are spent is not claimed again.
+    assert claim_deliverable(engine, "d", lease=lease, max_attempts=3, limit=5, now=later) == []
+    assert [a.report_date for a in alerts_after(engine, 0, 10)] == [
+        DAY,
+        DAY + dt.timedelta(days=1),
+        DAY + dt.timedelta(days=2),
+    ]
+    assert [a.report_date for a in alerts_after(engine, taken[0].id, 1)] == [
+        DAY + dt.timedelta(days=1)
+    ]
 
 
 # -- API log ------------------------------------------------------------------------------

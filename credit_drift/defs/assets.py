@@ -1,20 +1,41 @@
-"""Drift assets: wiring only. The work is done by `credit_drift.monitoring` (no Dagster there).
+"""The drift assets: wiring only. The work is done in `credit_drift.pipeline` (no Dagster there).
 
 Graph: predictions (external table) -> production_window[day] -> feature_drift[day] ->
-evidently_report[day] and drift_report[day]; reference_profile (unpartitioned) feeds every
-windowed asset; operational_metrics[day] reads the same window.
+evidently_report[day] and drift_report[day]; production_window[day] -> operational_metrics[day];
+reference_profile (unpartitioned, in the database) is a dependency of every asset that compares
+with it, and is loaded once per run by the `reference` resource. Each day's values travel
+through the `daily_io_manager`: an asset takes its upstream as a `{day: value}` mapping (one
+entry per day of the run: one for a scheduled or automated run, several for a backfill run) and
+returns one.
 """
 
 import dagster as dg
-import pandas as pd
 
-from credit_drift import monitoring
-from credit_drift.defs.partitions import daily_partitions, window_for
-from credit_drift.defs.resources import CreditDriftResource
+from credit_drift.defs import metadata as md
+from credit_drift.defs.automation import DOWNSTREAM_OF_THE_DAY, WHEN_THE_DAY_CLOSES
+from credit_drift.defs.partitions import daily_backfill_policy, daily_partitions, day_windows
+from credit_drift.defs.resources import (
+    PredictionDatabaseResource,
+    ProjectResource,
+    ReferenceProfileResource,
+)
+from credit_drift.pipeline import evidently as evidently_step
+from credit_drift.pipeline import operations, report, window
+from credit_drift.pipeline.feature_drift import FeatureDriftResult, compute_feature_drift
+from credit_drift.pipeline.reference import build_reference_profile
+from credit_drift.pipeline.window import ProductionWindow
+from credit_drift.stats.results import top_drifted
 
 # No `from __future__ import annotations` here: Dagster checks the context annotation at runtime.
 
 GROUP = "drift"
+#: Concurrency pool of the assets that read or write the prediction database: its limit (set
+#: in the instance's dagster.yaml, see the README) bounds how many hit it at once.
+DATABASE_POOL = "credit_drift_database"
+IO = "daily_io_manager"
+
+Windows = dict[str, ProductionWindow]
+Drifts = dict[str, FeatureDriftResult]
 
 predictions = dg.AssetSpec(
     "predictions",
@@ -25,36 +46,23 @@ predictions = dg.AssetSpec(
 )
 
 
-def _table(frame: pd.DataFrame) -> dg.TableMetadataValue:
-    """A DataFrame as Dagster table metadata (the UI renders it as a table)."""
-    columns = []
-    for name, dtype in frame.dtypes.items():
-        kind = (
-            "float"
-            if pd.api.types.is_float_dtype(dtype)
-            else "int"
-            if pd.api.types.is_integer_dtype(dtype)
-            else "bool"
-            if pd.api.types.is_bool_dtype(dtype)
-            else "string"
-        )
-        columns.append(dg.TableColumn(str(name), kind))
-    records = [
-        dg.TableRecord({k: monitoring.plain(v) for k, v in row.items()})
-        for row in frame.to_dict(orient="records")
-    ]
-    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+def _all_days(results: dict[str, bool]) -> tuple[bool, str | None]:
+    """A check over the run's days: passed when every day passed; the failing days named."""
+    failing = [day for day, ok in results.items() if not ok]
+    return not failing, (f"failing day(s): {', '.join(failing)}" if failing else None)
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "sql"})
+@dg.asset(group_name=GROUP, kinds={"python", "sql"}, pool=DATABASE_POOL)
 def reference_profile(
-    context: dg.AssetExecutionContext, project: CreditDriftResource
+    context: dg.AssetExecutionContext,
+    database: PredictionDatabaseResource,
+    project: ProjectResource,
 ) -> dg.MaterializeResult:
     """Exact per-feature summary of the WHOLE training set (sorted values and counts for numeric
     features, category frequencies, NaN shares, model feature importance, training scores),
-    persisted to `training_reference`. Every window is tested against it, never against a
-    re-read of the training file."""
-    info = monitoring.build_reference_profile(project.engine(), project.settings())
+    persisted to `training_reference`. Every day is tested against it, never against a re-read
+    of the training file."""
+    info = build_reference_profile(database.engine(), project.config())
     context.log.info(f"reference profile {info.profile_version} from {info.n_rows} training rows")
     return dg.MaterializeResult(
         metadata={
@@ -62,248 +70,344 @@ def reference_profile(
             "model_version": info.model_version,
             "n_rows": dg.MetadataValue.int(info.n_rows),
             "n_features": dg.MetadataValue.int(info.n_features),
-            "top_features_by_importance": _table(info.top_importance),
+            "top_features_by_importance": md.table(info.top_importance),
         }
     )
 
 
 @dg.asset(
     partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
     deps=[predictions],
     group_name=GROUP,
     kinds={"pandas", "sql"},
+    io_manager_key=IO,
+    pool=DATABASE_POOL,
+    automation_condition=WHEN_THE_DAY_CLOSES,
     check_specs=[
-        dg.AssetCheckSpec("enough_rows", asset="production_window"),
-        dg.AssetCheckSpec("features_match_model", asset="production_window"),
+        dg.AssetCheckSpec(
+            "enough_rows",
+            asset="production_window",
+            partitions_def=daily_partitions,
+            description="WARN when a day has fewer predictions than CREDIT_DRIFT_MIN_WINDOW_ROWS.",
+        ),
+        dg.AssetCheckSpec(
+            "features_match_model",
+            asset="production_window",
+            partitions_def=daily_partitions,
+            description="ERROR when predictions were logged with another feature list than the "
+            "model's (the missing and extra features are named).",
+        ),
     ],
 )
 def production_window(
-    context: dg.AssetExecutionContext, project: CreditDriftResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    database: PredictionDatabaseResource,
+    project: ProjectResource,
+):  # a MaterializeResult of Windows: with check specs, Dagster takes no return annotation
     """The predictions logged in [day, day+1) UTC: features aligned to the model's feature list,
     with probability, decision and latency. Read in the packed form (binary COPY on PostgreSQL),
     never row by row through json_normalize."""
-    start, end = window_for(context)
-    settings = project.settings()
-    window = monitoring.read_window(project.engine(), settings, start, end)
-    monitoring.save_window(settings, context.partition_key, window)
-    n = len(window.meta)
-    enough = n >= settings.min_window_rows
+    engine = database.engine()
+    schema = project.artifacts().schema
+    min_rows = project.min_window_rows
+    windows: Windows = {}
+    for day in day_windows(context):
+        w = window.read_production_window(engine, schema, day)
+        windows[day.key] = w
+        context.add_asset_metadata(
+            {
+                "n_predictions": dg.MetadataValue.int(w.n_rows),
+                "window_start": day.start.isoformat(),
+                "window_end": day.end.isoformat(),
+                "n_features": dg.MetadataValue.int(w.features.shape[1]),
+                **md.floats(read_seconds=w.read_seconds),
+            },
+            partition_key=day.key,
+        )
+    enough, why_not = _all_days({d: w.n_rows >= min_rows for d, w in windows.items()})
+    same, differs = _all_days(
+        {d: not w.missing_features and not w.extra_features for d, w in windows.items()}
+    )
     checks = [
         dg.AssetCheckResult(
             check_name="enough_rows",
             passed=enough,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "n_rows": dg.MetadataValue.int(n),
-                "min_rows": dg.MetadataValue.int(settings.min_window_rows),
+                "n_rows": md.by_day({d: w.n_rows for d, w in windows.items()}),
+                "min_rows": dg.MetadataValue.int(min_rows),
             },
-            description=None
-            if enough
-            else f"{n} rows < {settings.min_window_rows}: too few for the tests to mean much",
+            description=None if enough else f"{why_not}: too few rows for the tests to mean much",
         ),
         dg.AssetCheckResult(
             check_name="features_match_model",
-            passed=not window.missing_features and not window.extra_features,
+            passed=same,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
-                "missing_features": dg.MetadataValue.json(window.missing_features),
-                "extra_features": dg.MetadataValue.json(window.extra_features),
+                "missing_features": dg.MetadataValue.json(
+                    sorted({f for w in windows.values() for f in w.missing_features})
+                ),
+                "extra_features": dg.MetadataValue.json(
+                    sorted({f for w in windows.values() for f in w.extra_features})
+                ),
             },
+            description=differs,
         ),
     ]
-    return dg.MaterializeResult(
-        metadata={
-            "n_predictions": dg.MetadataValue.int(n),
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
-            "n_features": dg.MetadataValue.int(window.features.shape[1]),
-            "read_seconds": dg.MetadataValue.float(window.read_seconds),
-        },
-        check_results=checks,
-    )
+    return dg.MaterializeResult(value=windows, check_results=checks)
 
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=[production_window, reference_profile],
+    backfill_policy=daily_backfill_policy,
+    deps=[reference_profile],
     group_name=GROUP,
     kinds={"numpy", "sql"},
+    io_manager_key=IO,
+    pool=DATABASE_POOL,
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
 )
 def feature_drift(
-    context: dg.AssetExecutionContext, project: CreditDriftResource
-) -> dg.MaterializeResult:
-    """One result per model feature for the window: test (KS for numeric, chi-square for
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    database: PredictionDatabaseResource,
+    reference: ReferenceProfileResource,
+    project: ProjectResource,
+) -> dg.MaterializeResult[Drifts]:
+    """One result per model feature for the day: test (KS for numeric, chi-square for
     categorical), statistic, p-value (BH-adjusted under the default policy), effect size, the
-    drift decision and why, NaN shares and unseen categories. Stored in `feature_drift_results`
-    (the window's rows are replaced on re-materialization)."""
-    settings = project.settings()
-    engine = project.engine()
-    drift = monitoring.compute_feature_drift(
-        engine, settings, context.partition_key, policy_name=settings.policy
-    )
-    top = monitoring.top_drifted(drift.results, 15)
-    return dg.MaterializeResult(
-        metadata={
-            "status": drift.status,
-            "policy": drift.policy_name,
-            "n_predictions": dg.MetadataValue.int(drift.n_rows),
-            "n_features_analyzed": dg.MetadataValue.int(drift.n_analyzed),
-            "n_features_drifted": dg.MetadataValue.int(drift.n_drifted),
-            **monitoring.optional_float_metadata(
-                drift_percentage=drift.drift_percentage,
-                weighted_drift_percentage=drift.weighted_drift_percentage,
-            ),
-            "compute_seconds": dg.MetadataValue.float(drift.seconds),
-            "top_drifted_features": _table(top),
-        }
-    )
+    drift decision and why, NaN shares and unseen categories. Also stored in
+    `feature_drift_results` (the day's rows are replaced on re-materialization)."""
+    engine, loaded, policy = database.engine(), reference.load(), project.config().policy
+    drifts: Drifts = {}
+    for day in day_windows(context):
+        drift = compute_feature_drift(engine, loaded, production_window[day.key], policy)
+        drifts[day.key] = drift
+        context.add_asset_metadata(
+            {
+                "status": drift.status,
+                "policy": drift.policy_name,
+                "n_predictions": dg.MetadataValue.int(drift.n_rows),
+                "n_features_analyzed": dg.MetadataValue.int(drift.n_analyzed),
+                "n_features_drifted": dg.MetadataValue.int(drift.n_drifted),
+                **md.floats(
+                    drift_percentage=drift.drift_percentage,
+                    weighted_drift_percentage=drift.weighted_drift_percentage,
+                    compute_seconds=drift.seconds,
+                ),
+                "top_drifted_features": md.table(top_drifted(drift.results, 15)),
+            },
+            partition_key=day.key,
+        )
+    return dg.MaterializeResult(value=drifts)
 
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=[feature_drift],
+    backfill_policy=daily_backfill_policy,
+    deps=[reference_profile],
     group_name=GROUP,
     kinds={"html"},
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
 )
 def evidently_report(
-    context: dg.AssetExecutionContext, project: CreditDriftResource
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    feature_drift: Drifts,
+    reference: ReferenceProfileResource,
+    project: ProjectResource,
 ) -> dg.MaterializeResult:
-    """Evidently 0.7 data-drift HTML report: the window as CURRENT data, the training reference
+    """Evidently 0.7 data-drift HTML report: the day as CURRENT data, the training reference
     (rebuilt exactly from the stored profile) as REFERENCE data. Columns: the drifted features
-    plus the most important ones, capped (resource fields evidently_max_columns /
+    plus the most important ones, capped (project fields evidently_max_columns /
     evidently_all_columns), because Evidently takes minutes on all 419 columns."""
-    report = monitoring.build_evidently(
-        project.engine(),
-        project.settings(),
-        context.partition_key,
-        max_columns=project.evidently_max_columns,
-        include_all=project.evidently_all_columns,
-    )
-    if report is None:
-        return dg.MaterializeResult(metadata={"status": "NO_DATA", "report": "no predictions"})
-    return dg.MaterializeResult(
-        metadata={
-            "report_path": dg.MetadataValue.path(str(report.path)),
-            "report_url": dg.MetadataValue.url(report.path.resolve().as_uri()),
-            "n_columns": dg.MetadataValue.int(report.n_columns),
-            "evidently_drifted_columns": dg.MetadataValue.int(report.n_drifted_columns),
-            "evidently_drift_share": dg.MetadataValue.float(report.drift_share),
-            "seconds": dg.MetadataValue.float(report.seconds),
-        }
-    )
+    loaded, config = reference.load(), project.config()
+    for day in day_windows(context):
+        built = evidently_step.build_evidently(
+            loaded, production_window[day.key], feature_drift[day.key], config
+        )
+        if built is None:
+            meta = {"status": "NO_DATA", "report": "no predictions"}
+        else:
+            meta = {
+                "report_path": dg.MetadataValue.path(str(built.path)),
+                "report_url": dg.MetadataValue.url(built.path.resolve().as_uri()),
+                "n_columns": dg.MetadataValue.int(built.n_columns),
+                "evidently_drifted_columns": dg.MetadataValue.int(built.n_drifted_columns),
+                **md.floats(evidently_drift_share=built.drift_share, seconds=built.seconds),
+            }
+        context.add_asset_metadata(meta, partition_key=day.key)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=[feature_drift],
+    backfill_policy=daily_backfill_policy,
+    deps=[reference_profile],
     group_name=GROUP,
     kinds={"sql"},
+    pool=DATABASE_POOL,
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
     check_specs=[
-        dg.AssetCheckSpec("drifted_share", asset="drift_report"),
+        dg.AssetCheckSpec(
+            "drifted_share",
+            asset="drift_report",
+            partitions_def=daily_partitions,
+            description="WARN on a WARNING day, ERROR on an ALERT day.",
+        ),
         dg.AssetCheckSpec(
             "important_features_stable",
             asset="drift_report",
-            description="WARN when the importance-weighted drifted share reaches the WARNING "
-            "share: a few drifted features the model leans on (an external score changing "
-            "formula) can leave the plain share OK.",
+            partitions_def=daily_partitions,
+            description="WARN when the importance-weighted drifted share reaches the policy's "
+            "share for important features (the WARNING share): a few drifted features the model "
+            "leans on (an external score changing formula) can leave the plain share OK.",
         ),
         dg.AssetCheckSpec(
             "joint_distribution_stable",
             asset="drift_report",
-            description="WARN when the domain classifier tells the window from the reference "
+            partitions_def=daily_partitions,
+            description="WARN when the domain classifier tells the day from the reference "
             "(a broken correlation that no single feature shows).",
         ),
     ],
 )
 def drift_report(
-    context: dg.AssetExecutionContext, project: CreditDriftResource
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    feature_drift: Drifts,
+    database: PredictionDatabaseResource,
+    reference: ReferenceProfileResource,
+    project: ProjectResource,
 ) -> dg.MaterializeResult:
-    """The window's row in `drift_reports` (replaced, not duplicated, on re-materialization):
+    """The day's row in `drift_reports` (replaced, not duplicated, on re-materialization):
     predictions, features analyzed and drifted, drift percentage (plain and importance-weighted),
-    multivariate drift score and the status OK / WARNING / ALERT, or NO_DATA for an empty day."""
-    settings = project.settings()
-    report = monitoring.write_drift_report(project.engine(), settings, context.partition_key)
-    severity = (
-        dg.AssetCheckSeverity.ERROR if report.status == "ALERT" else dg.AssetCheckSeverity.WARN
-    )
-    check = dg.AssetCheckResult(
-        check_name="drifted_share",
-        passed=report.status in ("OK", "NO_DATA"),
-        severity=severity,
-        metadata={
-            "status": report.status,
-            **monitoring.optional_float_metadata(drift_percentage=report.drift_percentage),
-        },
-        description=f"{report.status}: {report.summary}",
-    )
-    weighted = report.weighted_drift_percentage
-    important = dg.AssetCheckResult(
-        check_name="important_features_stable",
-        passed=weighted is None or weighted < 100 * settings.warning_share,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            **monitoring.optional_float_metadata(weighted_drift_percentage=weighted),
-            "drifted_among_top_10": dg.MetadataValue.json(list(report.important_drifted)),
-        },
-    )
-    joint = dg.AssetCheckResult(
-        check_name="joint_distribution_stable",
-        passed=not report.multivariate_drifted,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata=monitoring.optional_float_metadata(
-            multivariate_auc=report.multivariate_score,
-            auc_threshold=report.multivariate_threshold,
+    multivariate drift score and the status OK / WARNING / ALERT, or NO_DATA for an empty day.
+    An alerting day's alert is written in the same transaction; `drift_alert_sensor` delivers
+    it."""
+    engine, loaded, config = database.engine(), reference.load(), project.config()
+    reports = {}
+    for day in day_windows(context):
+        out = report.write_drift_report(
+            engine, loaded, production_window[day.key], feature_drift[day.key], config
+        )
+        reports[day.key] = out
+        if out.alert_raised:
+            context.log.warning(f"DRIFT {out.status} window={day.key}: {out.summary}")
+        context.add_asset_metadata(
+            {
+                "status": out.status,
+                "report_date": day.key,
+                "n_predictions": dg.MetadataValue.int(out.n_predictions),
+                "n_features_analyzed": dg.MetadataValue.int(out.n_features_analyzed),
+                "n_features_drifted": dg.MetadataValue.int(out.n_features_drifted),
+                **md.floats(
+                    drift_percentage=out.drift_percentage,
+                    weighted_drift_percentage=out.weighted_drift_percentage,
+                    multivariate_auc=out.multivariate_score,
+                ),
+                "top_drifted_features": md.table(out.top_features),
+                **md.figures(out.figures),
+            },
+            partition_key=day.key,
+        )
+    return dg.MaterializeResult(check_results=_report_checks(reports))
+
+
+def _report_checks(reports: dict[str, report.DriftReportOutcome]) -> list[dg.AssetCheckResult]:
+    statuses = {day: r.status for day, r in reports.items()}
+    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
+    stable, moved = _all_days({d: not r.important_features_moved for d, r in reports.items()})
+    joint, joint_moved = _all_days({d: not r.multivariate_drifted for d, r in reports.items()})
+    not_run = [d for d, r in reports.items() if r.multivariate_drifted is None]
+    summaries = "; ".join(f"{d} {r.status}: {r.summary}" for d, r in reports.items())
+
+    return [
+        dg.AssetCheckResult(
+            check_name="drifted_share",
+            passed=calm,
+            severity=dg.AssetCheckSeverity.ERROR
+            if "ALERT" in statuses.values()
+            else dg.AssetCheckSeverity.WARN,
+            metadata={
+                **md.per_day("status", statuses),
+                **md.per_day(
+                    "drift_percentage", {d: r.drift_percentage for d, r in reports.items()}
+                ),
+            },
+            description=summaries if calm else f"{not_calm}. {summaries}",
         ),
-        description=None
-        if report.multivariate_drifted is not None
-        else "not run (empty window or fewer rows than CREDIT_DRIFT_MIN_WINDOW_ROWS)",
-    )
-    metadata = {
-        "status": report.status,
-        "report_date": context.partition_key,
-        "n_predictions": dg.MetadataValue.int(report.n_predictions),
-        "n_features_analyzed": dg.MetadataValue.int(report.n_features_analyzed),
-        "n_features_drifted": dg.MetadataValue.int(report.n_features_drifted),
-        **monitoring.optional_float_metadata(
-            drift_percentage=report.drift_percentage,
-            weighted_drift_percentage=report.weighted_drift_percentage,
-            multivariate_auc=report.multivariate_score,
+        dg.AssetCheckResult(
+            check_name="important_features_stable",
+            passed=stable,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                **md.per_day(
+                    "weighted_drift_percentage",
+                    {d: r.weighted_drift_percentage for d, r in reports.items()},
+                ),
+                **md.per_day(
+                    "drifted_among_top_10",
+                    {d: list(r.important_drifted) for d, r in reports.items()},
+                ),
+            },
+            description=moved,
         ),
-        "top_drifted_features": _table(report.top_features),
-    }
-    for name, path in report.figures.items():
-        metadata[name] = dg.MetadataValue.md(monitoring.figure_markdown(path))
-        metadata[f"{name}_path"] = dg.MetadataValue.path(str(path))
-    return dg.MaterializeResult(metadata=metadata, check_results=[check, important, joint])
+        dg.AssetCheckResult(
+            check_name="joint_distribution_stable",
+            passed=joint,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                **md.per_day(
+                    "multivariate_auc", {d: r.multivariate_score for d, r in reports.items()}
+                ),
+                **md.per_day(
+                    "auc_threshold", {d: r.multivariate_threshold for d, r in reports.items()}
+                ),
+            },
+            description=joint_moved
+            or (
+                f"not run on {', '.join(not_run)} (empty day or fewer rows than "
+                "CREDIT_DRIFT_MIN_WINDOW_ROWS)"
+                if not_run
+                else None
+            ),
+        ),
+    ]
 
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=[production_window, reference_profile],
+    backfill_policy=daily_backfill_policy,
+    deps=[reference_profile],
     group_name=GROUP,
-    kinds={"sql"},
+    kinds={"python"},
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
 )
 def operational_metrics(
-    context: dg.AssetExecutionContext, project: CreditDriftResource
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    reference: ReferenceProfileResource,
+    project: ProjectResource,
 ) -> dg.MaterializeResult:
-    """Volume, latency mean / p95, mean probability, refusal rate, score distribution, and drift of
-    the model's score itself against the training scores: a shift in decisions is what the
-    business feels first."""
-    ops = monitoring.compute_operational_metrics(
-        project.engine(), project.settings(), context.partition_key
-    )
-    metadata = {
-        "n_predictions": dg.MetadataValue.int(ops.n_predictions),
-        **monitoring.optional_float_metadata(**ops.numbers),
-    }
-    if ops.figure is not None:
-        metadata["operational_figure"] = dg.MetadataValue.md(monitoring.figure_markdown(ops.figure))
-        metadata["operational_figure_path"] = dg.MetadataValue.path(str(ops.figure))
-    return dg.MaterializeResult(metadata=metadata)
+    """Volume, latency mean / p50 / p95, mean probability, refusal rate, score distribution, and
+    drift of the model's score itself against the training scores: a shift in decisions is what
+    the business feels first."""
+    loaded, config = reference.load(), project.config()
+    for day in day_windows(context):
+        ops = operations.compute_operational_metrics(loaded, production_window[day.key], config)
+        meta = {
+            "n_predictions": dg.MetadataValue.int(ops.n_predictions),
+            **md.floats(**ops.numbers),
+        }
+        if ops.figure is not None:
+            meta.update(md.figures({"operational_figure": ops.figure}))
+        context.add_asset_metadata(meta, partition_key=day.key)
+    return dg.MaterializeResult()
 
 
-windowed_assets = [
+daily_assets = [
     production_window,
     feature_drift,
     evidently_report,

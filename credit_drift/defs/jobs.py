@@ -1,23 +1,25 @@
-"""Jobs: the daily drift job over every windowed asset, and the alert job the sensor launches."""
+"""Jobs: every daily asset for one or more days (backfills, the CLI), the reference profile,
+and the alert job the sensor launches."""
 
 import dagster as dg
 
-from credit_drift.defs.assets import reference_profile, windowed_assets
+# Modules, not names: the definitions loader would collect imported assets twice.
+from credit_drift.defs import assets
 from credit_drift.defs.partitions import daily_partitions
 
 daily_drift_job = dg.define_asset_job(
     "daily_drift_job",
-    selection=dg.AssetSelection.assets(*windowed_assets),
+    selection=dg.AssetSelection.assets(*assets.daily_assets),
     partitions_def=daily_partitions,
-    description="Materialize every windowed drift asset for one day (the schedule runs it for "
-    "the day that just ended; backfills run it for a range).",
+    description="Materialize every daily drift asset for a day (a backfill runs it for a range, "
+    "several days per run).",
     # One process per run: the multiprocess executor costs 3-6 s per step on 2 cores.
     executor_def=dg.in_process_executor,
 )
 
 reference_profile_job = dg.define_asset_job(
     "reference_profile_job",
-    selection=dg.AssetSelection.assets(reference_profile),
+    selection=dg.AssetSelection.assets(assets.reference_profile),
     description="Refit the reference profile (after retraining the model).",
     executor_def=dg.in_process_executor,
 )
@@ -41,7 +43,7 @@ def drift_alert(context: dg.OpExecutionContext, config: DriftAlertConfig) -> Non
 
 
 @dg.job(
-    description="Launched by drift_alert_sensor once per alerting window.",
+    description="Launched by drift_alert_sensor once per alerting day.",
     executor_def=dg.in_process_executor,
     tags={"credit_drift/kind": "alert"},
 )

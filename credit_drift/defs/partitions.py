@@ -1,17 +1,32 @@
-"""The single daily partitioning shared by every windowed asset, check, job and schedule."""
-
-import datetime as dt
+"""The single daily partitioning shared by every daily asset, check and job, and the one place
+a partition becomes a `DayWindow`."""
 
 import dagster as dg
 
 from credit_drift.settings import Settings
+from credit_drift.storage.windows import DayWindow
+
+_settings = Settings.from_env()
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=Settings.from_env().partitions_start, timezone="UTC"
+    start_date=_settings.partitions_start, timezone="UTC"
+)
+
+#: A backfill puts this many days in one run (CREDIT_DRIFT_BACKFILL_DAYS_PER_RUN): a 90-day
+#: backfill is 13 runs' start-up instead of 90. Every daily asset handles the days of its run.
+daily_backfill_policy = dg.BackfillPolicy.multi_run(
+    max_partitions_per_run=_settings.backfill_days_per_run
 )
 
 
-def window_for(context: dg.AssetExecutionContext) -> tuple[dt.datetime, dt.datetime]:
-    """The half-open UTC window [day, day + 1) of the partition being materialized."""
+def day_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
+    """The days of the run, oldest first: one for a scheduled or automated run, several for a
+    backfill run."""
+    days = [DayWindow.of(key) for key in context.partition_keys]
     window = context.partition_time_window
-    return window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
+    if days[0].start != window.start or days[-1].end != window.end:
+        raise ValueError(
+            f"partition keys {context.partition_keys} do not tile the run's time window "
+            f"[{window.start}, {window.end})"
+        )
+    return days

@@ -1,52 +1,144 @@
-"""The one Dagster resource: where the prediction log, the model artifacts and the reports live.
+"""The Dagster resources of the drift assets, as typed configuration.
 
-Empty fields fall back to the environment (`credit_drift.settings`), so the same definitions run
-the demo (SQLite under the state directory) and production (DATABASE_URL pointing at PostgreSQL)
-without code changes. Nothing is opened at import or construction time.
+* `database` (PredictionDatabaseResource): the prediction log's URL;
+* `reference` (ReferenceProfileResource): the stored reference profile, loaded once per run;
+* `project` (ProjectResource): model artifacts, training data, reports folder, drift policy and
+  thresholds, alerting;
+* `daily_io_manager`: where each day's values travel between the daily assets.
+
+`resources_from_settings` fills them from `credit_drift.settings` (the environment) when the
+definitions load; secrets (the database URL, the webhook URL) are passed as `dg.EnvVar` when
+they come from the environment, so the UI shows the variable's name, never its value. Nothing
+connects or loads at import or construction time.
 """
 
-from pathlib import Path
+import os
+from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
+from sqlalchemy.engine import Engine
 
-from credit_drift.settings import Settings
+from credit_drift.defs.io_manager import DailyValueIOManagerFactory
+from credit_drift.pipeline.config import PipelineConfig
+from credit_drift.pipeline.reference import LoadedReference
+from credit_drift.settings import Settings, normalize_database_url
+from credit_drift.stats.policy import DEFAULT_ALERT_SHARE, DEFAULT_WARNING_SHARE, get_policy
 
 
-class CreditDriftResource(dg.ConfigurableResource):
-    """Project configuration for the drift assets. Leave a field empty to use its environment
-    variable (see `credit-drift env`)."""
+class PredictionDatabaseResource(dg.ConfigurableResource):
+    """The prediction log: a SQLAlchemy URL, `sqlite:///...` or `postgresql+psycopg2://...`.
+    The schema is migrated to the latest revision the first time a run uses it."""
 
-    database_url: str = ""
-    artifacts_dir: str = ""
-    training_data: str = ""
-    reports_dir: str = ""
-    policy: str = ""
+    url: str
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from credit_drift.storage.db import make_engine, upgrade
+
+            url = normalize_database_url(self.url)
+            upgrade(url)  # idempotent and cheap; a fresh state directory just works
+            self._engine = make_engine(url)
+        return self._engine
+
+
+class ReferenceProfileResource(dg.ConfigurableResource):
+    """The active reference profile from the database, loaded once per run and shared by every
+    daily asset of the run."""
+
+    database: PredictionDatabaseResource
+
+    _loaded: LoadedReference | None = PrivateAttr(default=None)
+
+    def load(self) -> LoadedReference:
+        if self._loaded is None:
+            from credit_drift.pipeline.reference import load_reference_profile
+
+            self._loaded = load_reference_profile(self.database.engine())
+        return self._loaded
+
+
+class ProjectResource(dg.ConfigurableResource):
+    """What the drift assets need to know: the model (artifacts_dir), the data its reference is
+    fitted on, where reports go, the drift policy and its thresholds, and alerting. Every field
+    is documented in `credit-drift env` under its environment variable."""
+
+    artifacts_dir: str
+    training_data: str
+    reports_dir: str
+    target_column: str = "TARGET"
+    id_column: str = "SK_ID_CURR"
+    policy: str = "default"
+    warning_share: float = DEFAULT_WARNING_SHARE
+    alert_share: float = DEFAULT_ALERT_SHARE
+    min_window_rows: int = 30
+    alert_severity: str = "ALERT"
+    alert_webhook_url: str = ""
     evidently_max_columns: int = 30
     evidently_all_columns: bool = False
 
-    def settings(self) -> Settings:
-        overrides: dict = {}
-        if self.database_url:
-            overrides["database_url"] = self.database_url
-        if self.artifacts_dir:
-            overrides["artifacts_dir"] = Path(self.artifacts_dir)
-        if self.training_data:
-            overrides["training_data"] = Path(self.training_data)
-        if self.reports_dir:
-            overrides["reports_dir"] = Path(self.reports_dir)
-        if self.policy:
-            overrides["policy"] = self.policy
-        return Settings.from_env(**overrides)
+    def config(self) -> PipelineConfig:
+        from pathlib import Path
 
-    def engine(self):
-        from credit_drift.storage.db import make_engine, upgrade
-
-        url = self.settings().database_url
-        # Migrating is idempotent and cheap; it lets a fresh state directory just work.
-        upgrade(url)
-        return make_engine(url)
+        return PipelineConfig(
+            artifacts_dir=Path(self.artifacts_dir),
+            training_data=Path(self.training_data),
+            target_column=self.target_column,
+            id_column=self.id_column,
+            reports_dir=Path(self.reports_dir),
+            policy=get_policy(
+                self.policy, warning_share=self.warning_share, alert_share=self.alert_share
+            ),
+            min_window_rows=self.min_window_rows,
+            alert_severity=self.alert_severity,
+            alert_webhook_url=self.alert_webhook_url,
+            evidently_max_columns=self.evidently_max_columns,
+            evidently_all_columns=self.evidently_all_columns,
+        )
 
     def artifacts(self):
         from credit_drift.model.artifacts import load_artifacts
 
-        return load_artifacts(self.settings().artifacts_dir)
+        return load_artifacts(self.config().artifacts_dir)
+
+
+def _from_env(name: str, value: str, normalize=lambda v: v) -> Any:
+    """`dg.EnvVar(name)` when the environment is where `value` came from, else `value`."""
+    raw = os.environ.get(name, "")
+    return dg.EnvVar(name) if raw and normalize(raw) == value else value
+
+
+def resources_from_settings(settings: Settings | None = None, **project: Any) -> dict[str, Any]:
+    """Every resource the drift definitions use, from `settings` (default: the environment);
+    keyword arguments override ProjectResource fields (tests: evidently_max_columns=8)."""
+    settings = settings or Settings.from_env()
+    database = PredictionDatabaseResource(
+        url=_from_env("DATABASE_URL", settings.database_url, normalize_database_url)
+    )
+    fields = dict(
+        artifacts_dir=str(settings.artifacts_dir),
+        training_data=str(settings.training_data),
+        reports_dir=str(settings.reports_dir),
+        target_column=settings.target_column,
+        id_column=settings.id_column,
+        policy=settings.policy,
+        warning_share=settings.warning_share,
+        alert_share=settings.alert_share,
+        min_window_rows=settings.min_window_rows,
+        alert_severity=settings.alert_severity,
+        alert_webhook_url=_from_env("CREDIT_DRIFT_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+    )
+    fields.update(project)
+    return {
+        "database": database,
+        "reference": ReferenceProfileResource(database=database),
+        "project": ProjectResource(**fields),
+        "daily_io_manager": DailyValueIOManagerFactory(base=settings.io_base),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=resources_from_settings())

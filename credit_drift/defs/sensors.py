@@ -1,78 +1,72 @@
-"""drift_alert_sensor: one alert per alerting window, exactly once.
+"""drift_alert_sensor: delivers the alert outbox and announces each alert once.
 
-The cursor is the storage id of the last drift_report materialization seen, so every partition's
-materialization is visited once (backfills included, several per tick included). Exactly-once
-does not rest on the cursor alone: the alert row is inserted under a UNIQUE(report_date)
-constraint and the alert run carries run_key `drift-alert-<day>`, so a reset cursor, a daemon
-restart or a re-materialization of the same window alerts nothing twice.
-
-Every tick (also one with no new materialization) first re-delivers the alerts whose webhook
-failed earlier (`monitoring.retry_failed_webhooks`, bounded by WEBHOOK_MAX_TOTAL_ATTEMPTS per
-alert); a failure there is logged, never raised, so it cannot stop new windows from alerting.
+Alerts are written by `drift_report` in the same transaction as the day's report (the outbox,
+`drift_alerts`), so an ALERT in the database is alerted even if the run died right after writing
+it. Every tick:
+1. posts the outbox's undelivered alerts to the webhook (`pipeline.alerts.deliver_alerts`: a
+   lease on each row, so a concurrent tick, CLI run or second daemon never posts one twice; at
+   most 3 alerts per tick; failures recorded and retried on later ticks, never raised);
+2. requests one `drift_alert_job` run per alert it has not seen (cursor: the last alert id),
+   with run key `drift-alert-<day>`, so even a reset cursor launches no second run.
 """
 
 import dagster as dg
 
-from credit_drift import monitoring
-from credit_drift.defs.assets import drift_report
-from credit_drift.defs.jobs import drift_alert_job
-from credit_drift.defs.resources import CreditDriftResource
+from credit_drift.defs import jobs  # the module: the loader would collect the job twice
+from credit_drift.defs.resources import PredictionDatabaseResource, ProjectResource
+from credit_drift.pipeline.alerts import alert_log_line, deliver_alerts
+from credit_drift.storage.alert_outbox import alerts_after
 
+#: New alerts announced per tick at most (the rest on the next tick).
 BATCH = 100
 
 
 @dg.sensor(
-    job=drift_alert_job,
+    job=jobs.drift_alert_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Raises an alert (alerts table row, log line, webhook, alert run) for each window "
-    "whose drift_report status reaches CREDIT_DRIFT_ALERT_SEVERITY (ALERT by default).",
+    description="Delivers each alert of drift_alerts (written with an ALERT day's report, or "
+    "WARNING with CREDIT_DRIFT_ALERT_SEVERITY=WARNING) to the webhook once, and launches one "
+    "drift_alert_job run per alerting day.",
 )
-def drift_alert_sensor(context: dg.SensorEvaluationContext, project: CreditDriftResource):
-    settings = project.settings()
-    engine = None
-    if settings.alert_webhook_url:
-        # Before the new windows: an alert that fails right now has had its attempts this tick.
-        try:
-            engine = project.engine()
-            retried = monitoring.retry_failed_webhooks(engine, settings)
-            if retried:
-                context.log.info(f"retried the alert webhook for window(s) {', '.join(retried)}")
-        except Exception as exc:  # noqa: BLE001 - a retry failure must not stop new alerts
-            context.log.error(f"retrying failed alert webhooks failed: {type(exc).__name__}: {exc}")
+def drift_alert_sensor(
+    context: dg.SensorEvaluationContext,
+    database: PredictionDatabaseResource,
+    project: ProjectResource,
+):
+    engine = database.engine()
+    try:
+        for d in deliver_alerts(engine, project.alert_webhook_url):
+            outcome = "delivered" if d.delivered else f"failed ({d.error})"
+            context.log.info(f"alert webhook for window {d.report_date}: {outcome}")
+    except Exception as exc:  # noqa: BLE001 - a delivery failure must not stop new announcements
+        context.log.error(f"delivering alerts failed: {type(exc).__name__}: {exc}")
     cursor = int(context.cursor) if context.cursor else 0
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=drift_report.key, after_storage_id=cursor),
-        limit=BATCH,
-        ascending=True,
-    ).records
-    if not records:
-        return dg.SkipReason("no new drift_report materialization")
-    run_requests = []
-    for record in records:
-        cursor = max(cursor, record.storage_id)
-        materialization = record.asset_materialization
-        if materialization is None or materialization.partition is None:
-            continue
-        day = materialization.partition
-        status_meta = materialization.metadata.get("status")
-        status = status_meta.value if status_meta is not None else None
-        if not monitoring.should_alert(status, settings.alert_severity):
-            continue
-        engine = engine or project.engine()
-        alert = monitoring.raise_alert(engine, settings, day)
-        if alert is None:  # the window already alerted (re-materialization, replayed cursor)
-            context.log.info(f"window {day} already alerted; not repeating")
-            continue
-        context.log.warning(alert.log_line)
-        run_requests.append(
+    alerts = alerts_after(engine, cursor, BATCH)
+    if not alerts:
+        return dg.SkipReason("no new alert")
+    requests = []
+    for alert in alerts:
+        context.log.warning(alert_log_line(alert))
+        day = alert.report_date.isoformat()
+        requests.append(
             dg.RunRequest(
                 run_key=f"drift-alert-{day}",
-                run_config=dg.RunConfig(ops={"drift_alert": alert.job_config()}),
-                tags={"credit_drift/report_date": day, "credit_drift/status": alert.status},
+                run_config=dg.RunConfig(
+                    ops={
+                        "drift_alert": {
+                            "config": {
+                                "report_date": day,
+                                "status": alert.severity,
+                                "drift_percentage": float(alert.drift_percentage or 0.0),
+                                "top_features": list(alert.top_features),
+                                "webhook_status": alert.webhook_status or "",
+                            }
+                        }
+                    }
+                ),
+                tags={"credit_drift/report_date": day, "credit_drift/status": alert.severity},
             )
         )
-    context.update_cursor(str(cursor))
-    if not run_requests:
-        return dg.SkipReason(f"{len(records)} new report(s), none alerting")
-    return run_requests
+    context.update_cursor(str(alerts[-1].id))
+    return requests

@@ -272,73 +272,68 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSummary | Any:
-    """Run `credit-drift simulate` with parsed arguments; prints a summary."""
-    from credit_drift.cli import CliError
-    from credit_drift.simulator.scenario import ScenarioError
-
+    """Run `credit-drift simulate` with parsed arguments; prints a summary. Its errors
+    (`SimulatorError`, `ScenarioError`) are `CreditDriftError`s, which the CLI prints."""
     pool_path = Path(args.pool) if args.pool else Path(settings.data_dir) / "pool.parquet"
     progress = not args.no_progress
-    try:
-        default = BULK_SCENARIO if args.mode == "bulk" else DEFAULT_SCENARIO
-        scenario = load_scenario(args.scenario or default)
-        if args.mode == "http":
-            summary = simulate(
-                args.url,
-                pool=pool_path,
-                scenario=scenario,
-                batch_size=args.batch_size,
-                n_batches=args.n_batches,
-                seed=args.seed,
-                start_date=args.start_date,
-                batch_interval=args.batch_interval,
-                request_size=args.request_size,
-                api_key=args.api_key if args.api_key is not None else settings.api_key,
-                progress=progress,
-            )
-            print(summary.table())
-            return summary
-        from credit_drift.data.loader import load_pool
-        from credit_drift.model.artifacts import load_artifacts
+    default = BULK_SCENARIO if args.mode == "bulk" else DEFAULT_SCENARIO
+    scenario = load_scenario(args.scenario or default)
+    if args.mode == "http":
+        summary = simulate(
+            args.url,
+            pool=pool_path,
+            scenario=scenario,
+            batch_size=args.batch_size,
+            n_batches=args.n_batches,
+            seed=args.seed,
+            start_date=args.start_date,
+            batch_interval=args.batch_interval,
+            request_size=args.request_size,
+            api_key=args.api_key if args.api_key is not None else settings.api_key,
+            progress=progress,
+        )
+        print(summary.table())
+        return summary
+    from credit_drift.data.loader import load_pool
+    from credit_drift.model.artifacts import load_artifacts
 
-        artifacts = load_artifacts(settings.artifacts_dir)
-        if not pool_path.is_file():
-            raise SimulatorError(
-                f"pool of unseen applications {pool_path} does not exist: run `credit-drift "
-                "generate-data` (it writes data/pool.parquet) or pass --pool"
-            )
-        pool = load_pool(pool_path, artifacts.schema)
-        if args.mode == "replay":
-            summary = replay(
-                database_url=settings.database_url,
-                artifacts=artifacts,
-                pool=pool,
-                scenario=scenario,
-                batch_size=args.batch_size,
-                n_batches=args.n_batches,
-                seed=args.seed,
-                start_date=args.start_date,
-                batch_interval=args.batch_interval,
-                progress=progress,
-            )
-            print(summary.table())
-            return summary
-        backfill = bulk_backfill(
+    artifacts = load_artifacts(settings.artifacts_dir)
+    if not pool_path.is_file():
+        raise SimulatorError(
+            f"pool of unseen applications {pool_path} does not exist: run `credit-drift "
+            "generate-data` (it writes data/pool.parquet) or pass --pool"
+        )
+    pool = load_pool(pool_path, artifacts.schema)
+    if args.mode == "replay":
+        summary = replay(
             database_url=settings.database_url,
             artifacts=artifacts,
             pool=pool,
             scenario=scenario,
-            days=args.days,
-            rows_per_day=args.rows_per_day,
-            start_date=args.start_date or settings.partitions_start,
+            batch_size=args.batch_size,
+            n_batches=args.n_batches,
             seed=args.seed,
+            start_date=args.start_date,
+            batch_interval=args.batch_interval,
             progress=progress,
         )
-        print(
-            f"{backfill.n_rows} predictions on {len(backfill.days)} days "
-            f"({backfill.days[0]} .. {backfill.days[-1]}) in {backfill.elapsed_s:.1f} s: "
-            f"{backfill.rows_per_second:,.0f} rows/s (scoring {backfill.scoring_s:.1f} s, "
-            f"writing {backfill.writing_s:.1f} s)"
-        )
-        return backfill
-    except (SimulatorError, ScenarioError) as exc:
-        raise CliError(str(exc)) from None
+        print(summary.table())
+        return summary
+    backfill = bulk_backfill(
+        database_url=settings.database_url,
+        artifacts=artifacts,
+        pool=pool,
+        scenario=scenario,
+        days=args.days,
+        rows_per_day=args.rows_per_day,
+        start_date=args.start_date or settings.partitions_start,
+        seed=args.seed,
+        progress=progress,
+    )
+    print(
+        f"{backfill.n_rows} predictions on {len(backfill.days)} days "
+        f"({backfill.days[0]} .. {backfill.days[-1]}) in {backfill.elapsed_s:.1f} s: "
+        f"{backfill.rows_per_second:,.0f} rows/s (scoring {backfill.scoring_s:.1f} s, "
+        f"writing {backfill.writing_s:.1f} s)"
+    )
+    return backfill

@@ -7,7 +7,9 @@ Public API (import from the submodules):
     ks.ks_2samp_many
     effect.psi_many, effect.wasserstein_norm_many
     categorical.compare_categorical
-    policy.DriftPolicy, policy.get_policy, policy.evaluate_window, policy.WindowDrift,
+    results.FEATURE_RESULT_COLUMNS (the per-feature result shape), results.top_drifted
+    compare.compare_window (measure), policy.decide (judge), policy.evaluate_window (both),
+    policy.DriftPolicy, policy.get_policy, policy.WindowDrift, policy.decide_joint,
     policy.status_for, policy.benjamini_hochberg
     multivariate.domain_classifier_drift, multivariate.MultivariateResult
     score_drift.score_drift

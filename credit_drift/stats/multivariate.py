@@ -6,14 +6,13 @@ Pure numpy/pandas plus LightGBM (already the project's model library). Seeded: t
 window and seed give the same AUC.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from credit_drift.stats.policy import DriftInputError
+from credit_drift.stats.compare import DriftInputError
 from credit_drift.stats.reference import ReferenceProfile
 
 #: Rows used from each side (both are sampled down, seeded, when larger).
@@ -22,13 +21,6 @@ DEFAULT_MAX_ROWS = 5_000
 #: move its predictions, and 30 of 419 keep a 3-fold fit to about a second on 2 cores.
 DEFAULT_TOP_K = 30
 DEFAULT_FOLDS = 3
-#: AUC floor: 0.55 is the separation a 0.18-standard-deviation mean shift of one normal feature
-#: gives (AUC = Phi(d / sqrt(2))), a "small effect"; below it a large window would flag shifts
-#: too small to matter, as a raw p-value does.
-DEFAULT_MIN_AUC = 0.55
-#: And the AUC must clear chance by this many null standard errors, sqrt((n+m+1) / (12 n m)) (the
-#: Mann-Whitney null variance); this is what rules at small windows (30 rows: about 0.66).
-DEFAULT_NULL_Z = 3.0
 #: Fewer rows than this per class and per fold, and the detector does not run (AUC NaN).
 MIN_ROWS_PER_FOLD = 10
 #: LightGBM threads. One, although the machines have 2 cores: when the other core is busy (a
@@ -54,15 +46,13 @@ _LGB_ROUNDS = 100
 @dataclass(frozen=True)
 class MultivariateResult:
     """auc: mean out-of-fold ROC AUC over the folds (0.5 = indistinguishable; NaN = not run);
-    auc_std: their standard deviation; drifted: auc > threshold, where threshold =
-    max(min_auc, 0.5 + z * null standard error for n_ref and n_cur)."""
+    auc_std: their standard deviation; n_ref / n_cur: the rows used from each side. Whether
+    that AUC is drift is the policy's call (`policy.decide_joint`)."""
 
     auc: float
     auc_std: float
     n_ref: int
     n_cur: int
-    drifted: bool
-    threshold: float
     features: tuple[str, ...]
     fold_aucs: tuple[float, ...]
 
@@ -74,8 +64,6 @@ def domain_classifier_drift(
     top_k: int = DEFAULT_TOP_K,
     max_rows: int = DEFAULT_MAX_ROWS,
     folds: int = DEFAULT_FOLDS,
-    min_auc: float = DEFAULT_MIN_AUC,
-    null_z: float = DEFAULT_NULL_Z,
     seed: int = 0,
     num_threads: int = DEFAULT_NUM_THREADS,
 ) -> MultivariateResult:
@@ -99,11 +87,8 @@ def domain_classifier_drift(
     )
     cur = _subsample(cur_all, max_rows, rng)
     n_ref, n_cur = len(ref), len(cur)
-    threshold = _threshold(n_ref, n_cur, min_auc, null_z)
     if min(n_ref, n_cur) < folds * MIN_ROWS_PER_FOLD or not features:
-        return MultivariateResult(
-            float("nan"), float("nan"), n_ref, n_cur, False, threshold, tuple(features), ()
-        )
+        return MultivariateResult(float("nan"), float("nan"), n_ref, n_cur, tuple(features), ())
 
     x = np.vstack([ref, cur])
     y = np.concatenate([np.zeros(n_ref), np.ones(n_cur)])
@@ -120,8 +105,6 @@ def domain_classifier_drift(
         auc_std=float(np.std(aucs)),
         n_ref=n_ref,
         n_cur=n_cur,
-        drifted=bool(auc > threshold),
-        threshold=threshold,
         features=tuple(features),
         fold_aucs=tuple(float(a) for a in aucs),
     )
@@ -144,13 +127,6 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
         return float("nan")
     ranks = rankdata(score)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _threshold(n_ref: int, n_cur: int, min_auc: float, null_z: float) -> float:
-    if n_ref == 0 or n_cur == 0:
-        return float("nan")
-    se = math.sqrt((n_ref + n_cur + 1) / (12 * n_ref * n_cur))
-    return max(min_auc, 0.5 + null_z * se)
 
 
 def _subsample(x: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The drift decision policy (issue 6): one configurable rule, in one place, that every asset
-applies the same way, and `evaluate_window`, which applies it to one window.
+"""The drift decision policy: one configurable rule, in one place, that turns a window's
+measurements (`compare.compare_window`) into per-feature verdicts and the window's status.
 
 Pure numpy/scipy/pandas. Per feature the policy combines
 * a distribution test (KS for numeric features, chi-square for categorical ones), its p-values
@@ -8,25 +8,44 @@ Pure numpy/scipy/pandas. Per feature the policy combines
 * the change in the share of missing values, and categories the reference never saw, as drift
   signals of their own.
 The window's status comes from the drifted share of the analyzed features (optionally weighted
-by the model's feature importance; both shares are always reported).
+by the model's feature importance; both shares are always reported). Every threshold of the
+project's drift decisions lives here: the statuses, the importance-weighted check, the domain
+classifier's AUC floor, and which statuses alert.
 
 Presets: `notebook` is the reference notebook's rule (KS p < 0.05 per feature, nothing else);
 `default` is BH at q = 0.05 AND an effect floor, plus the NaN-share and unseen-category signals.
 """
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, false_discovery_control
+from scipy.stats import false_discovery_control
 
 from credit_drift.errors import CreditDriftError
-from credit_drift.stats.categorical import compare_categorical
-from credit_drift.stats.effect import PSI_BINS, psi_of_scan, wasserstein_norm
-from credit_drift.stats.ks import ks_pvalues
-from credit_drift.stats.numeric import DEFAULT_WORKERS, scan_numeric
+from credit_drift.stats.compare import DriftInputError, WindowComparison, compare_window
+from credit_drift.stats.multivariate import MultivariateResult
+from credit_drift.stats.numeric import DEFAULT_WORKERS
+from credit_drift.stats.presets import POLICY_PRESETS
 from credit_drift.stats.reference import ReferenceProfile
+from credit_drift.stats.results import FEATURE_RESULT_NAMES
+
+__all__ = [
+    "DriftInputError",
+    "DriftPolicy",
+    "JointDrift",
+    "PolicyError",
+    "WindowDrift",
+    "benjamini_hochberg",
+    "decide",
+    "decide_joint",
+    "evaluate_window",
+    "get_policy",
+    "should_alert",
+    "status_for",
+]
 
 EffectMetric = Literal["ks_statistic", "wasserstein_norm", "psi"]
 Correction = Literal["none", "bh"]
@@ -38,8 +57,8 @@ DEFAULT_TEST_ALPHA = 0.05
 #: Default effect floor on the KS statistic D (the largest gap between the two CDFs). 0.1 is the
 #: line the reference notebook draws as "moderate" on its KS chart. A p-value alone flags a
 #: 0.5% shift in a 100,000-row window; D >= 0.1 means at least 10% of the probability mass sits
-#: on the other side of some threshold. A starting value: the stats benchmark sets it from
-#: measurements of clean and drifted windows.
+#: on the other side of some threshold. Chosen from the detection benchmark's measurements of
+#: clean and drifted windows (benchmarks/bench_detection.py, README "Drift decisions").
 DEFAULT_MIN_KS_STATISTIC = 0.1
 #: Default effect floor for categorical features: Jensen-Shannon distance (natural log) of the
 #: category frequencies; 0.1 is Evidently's threshold for the same distance.
@@ -53,36 +72,20 @@ DEFAULT_UNSEEN_SHARE = 0.01
 #: Window status thresholds on the drifted share (the notebook's 10% and 30%).
 DEFAULT_WARNING_SHARE = 0.10
 DEFAULT_ALERT_SHARE = 0.30
+#: The domain classifier's AUC floor: 0.55 is the separation a 0.18-standard-deviation mean
+#: shift of one normal feature gives (AUC = Phi(d / sqrt(2))), a "small effect"; below it a large
+#: window would flag shifts too small to matter, as a raw p-value does.
+DEFAULT_MULTIVARIATE_MIN_AUC = 0.55
+#: And the AUC must clear chance by this many null standard errors, sqrt((n+m+1) / (12 n m)) (the
+#: Mann-Whitney null variance); this is what rules at small windows (30 rows: about 0.66).
+DEFAULT_MULTIVARIATE_NULL_Z = 3.0
 
-#: Columns of `WindowDrift.results`, in order.
-RESULT_COLUMNS = (
-    "feature",
-    "kind",
-    "test",
-    "statistic",
-    "p_value",
-    "p_adjusted",
-    "effect_size",
-    "effect_metric",
-    "psi",
-    "wasserstein_norm",
-    "drifted",
-    "reason",
-    "ref_nan_share",
-    "cur_nan_share",
-    "unseen_categories",
-    "unseen_share",
-    "importance",
-    "n_current",
-)
+#: Window statuses in increasing severity; NO_DATA (an empty window) is below them all.
+STATUS_ORDER = {"NO_DATA": -1, "OK": 0, "WARNING": 1, "ALERT": 2}
 
 
 class PolicyError(CreditDriftError, ValueError):
     """A drift policy is misconfigured or unknown; the message names the field or the name."""
-
-
-class DriftInputError(CreditDriftError, ValueError):
-    """A window cannot be compared with the reference; the message names the column."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,11 @@ class DriftPolicy:
     warning_share / alert_share: status thresholds on the drifted share (see `status_for`).
     weight_by_importance: the status follows the importance-weighted share instead of the
         plain one (both are always reported).
+    important_share: the importance-weighted drifted share at or above which the window's most
+        important features are said to have moved (a check of its own, whatever the status);
+        None: the WARNING share.
+    multivariate_min_auc / multivariate_null_z: the domain classifier's AUC threshold (see
+        `decide_joint`).
     """
 
     name: str
@@ -117,6 +125,9 @@ class DriftPolicy:
     warning_share: float = DEFAULT_WARNING_SHARE
     alert_share: float = DEFAULT_ALERT_SHARE
     weight_by_importance: bool = False
+    important_share: float | None = None
+    multivariate_min_auc: float = DEFAULT_MULTIVARIATE_MIN_AUC
+    multivariate_null_z: float = DEFAULT_MULTIVARIATE_NULL_Z
 
     def __post_init__(self) -> None:
         if not 0 < self.test_alpha < 1:
@@ -142,6 +153,21 @@ class DriftPolicy:
                 f"policy {self.name!r}: need 0 <= warning_share <= alert_share <= 1, got "
                 f"{self.warning_share} and {self.alert_share}"
             )
+
+        if self.important_share is not None and not 0 < self.important_share <= 1:
+            raise PolicyError(
+                f"policy {self.name!r}: important_share={self.important_share} must be in (0, 1]"
+            )
+        if not 0.5 <= self.multivariate_min_auc <= 1:
+            raise PolicyError(
+                f"policy {self.name!r}: multivariate_min_auc={self.multivariate_min_auc} must be "
+                "in [0.5, 1]"
+            )
+
+    @property
+    def important_features_share(self) -> float:
+        """The importance-weighted share at which the most important features count as moved."""
+        return self.warning_share if self.important_share is None else self.important_share
 
     @classmethod
     def notebook(cls, **overrides) -> "DriftPolicy":
@@ -183,6 +209,18 @@ def get_policy(name: str, **overrides) -> DriftPolicy:
     return preset(**overrides)
 
 
+if set(_PRESETS) != set(POLICY_PRESETS):  # the light list settings validates against
+    raise ImportError(f"policy presets {sorted(_PRESETS)} differ from {POLICY_PRESETS}")
+
+
+def should_alert(status: str | None, lowest: str) -> bool:
+    """Whether a window of this status alerts when `lowest` (ALERT or WARNING) is the lowest
+    status that does. Unknown statuses (and NO_DATA) never alert."""
+    if status not in STATUS_ORDER or status == "NO_DATA":
+        return False
+    return STATUS_ORDER[status] >= STATUS_ORDER[lowest]
+
+
 def status_for(share: float, warning_share: float, alert_share: float) -> Status:
     """share < warning -> OK; warning <= share <= alert -> WARNING; > alert -> ALERT;
     NaN (nothing analyzed) -> NO_DATA."""
@@ -211,8 +249,8 @@ def benjamini_hochberg(pvalues: np.ndarray | list[float]) -> np.ndarray:
 class WindowDrift:
     """One window compared with the reference under one policy.
 
-    results: one row per schema feature (columns `RESULT_COLUMNS`), including features that
-    could not be tested (statistic/p-value NaN, drifted False). drift_share and
+    results: one row per schema feature (columns `results.FEATURE_RESULT_NAMES`), including
+    features that could not be tested (statistic/p-value NaN, drifted False). drift_share and
     weighted_drift_share are NaN, and status NO_DATA, when nothing could be analyzed (an empty
     window): never a fake 0%.
     """
@@ -231,89 +269,47 @@ class WindowDrift:
     def drifted_features(self) -> list[str]:
         return self.results.loc[self.results["drifted"], "feature"].tolist()
 
+    @property
+    def important_features_moved(self) -> bool:
+        """The importance-weighted drifted share reached the policy's `important_features_share`
+        (NaN, nothing analyzed: False)."""
+        w = self.weighted_drift_share
+        return bool(not math.isnan(w) and w >= self.policy.important_features_share)
 
-def evaluate_window(
-    profile: ReferenceProfile,
-    frame: pd.DataFrame,
-    policy: DriftPolicy,
-    *,
-    workers: int = DEFAULT_WORKERS,
-) -> WindowDrift:
-    """Compare a window (a frame holding every schema column: numeric columns as numbers with
-    NaN for missing, categorical ones as raw values) with the reference, under `policy`."""
-    schema = profile.schema
-    missing = [n for n in schema.names if n not in frame.columns]
-    if missing:
-        raise DriftInputError(f"window lacks feature columns {missing[:10]}")
-    n_rows = len(frame)
-    names = schema.names
-    p = len(names)
-    kind = np.array([schema.spec(n).kind for n in names], dtype=object)
-    test = np.where(kind == "numeric", "ks", "chi2").astype(object)
-    statistic = np.full(p, np.nan)
-    p_value = np.full(p, np.nan)
-    ks_d = np.full(p, np.nan)
-    psi = np.full(p, np.nan)
-    w_norm = np.full(p, np.nan)
-    js = np.full(p, np.nan)
-    n_current = np.zeros(p, dtype=np.int64)
-    cur_nan = np.zeros(p, dtype=np.int64)
-    unseen_names: list[list[str]] = [[] for _ in range(p)]
-    unseen_share = np.full(p, np.nan)
-    ref_nan_share = np.array(
-        [profile.features[n].nan_count / max(profile.features[n].n_rows, 1) for n in names]
-    )
 
-    num_idx = [j for j in range(p) if kind[j] == "numeric"]
-    if num_idx:
-        refs = [profile.numeric(names[j]) for j in num_idx]
-        columns = [_numeric_column(frame, names[j]) for j in num_idx]
-        scan = scan_numeric(refs, columns, psi_bins=PSI_BINS, wasserstein=True, workers=workers)
-        ks = ks_pvalues(scan.statistic, scan.n_ref, scan.n_cur, workers=workers)
-        idx = np.array(num_idx)
-        statistic[idx], p_value[idx], ks_d[idx] = ks.statistic, ks.pvalue, ks.statistic
-        psi[idx] = psi_of_scan(scan.ref_bins, scan.cur_bins)
-        w_norm[idx] = wasserstein_norm(scan.wasserstein1, [r.std for r in refs])
-        n_current[idx], cur_nan[idx] = scan.n_cur, scan.nan_count
-
-    for j in range(p):
-        if kind[j] != "categorical":
-            continue
-        c = compare_categorical(profile.categorical(names[j]), frame[names[j]])
-        statistic[j], p_value[j], js[j], psi[j] = c.statistic, c.p_value, c.jensen_shannon, c.psi
-        n_current[j], cur_nan[j] = c.n_current, c.nan_count
-        unseen_names[j] = list(c.unseen)
-        unseen_share[j] = c.unseen_share
-
-    # -- the decision -----------------------------------------------------------------------
-    numeric = kind == "numeric"
+def decide(comparison: WindowComparison, policy: DriftPolicy) -> WindowDrift:
+    """Turn a window's measurements into per-feature verdicts and the window's status."""
+    f = comparison.features
+    n_rows = comparison.n_rows
+    p = len(f)
+    numeric = (f["kind"] == "numeric").to_numpy()
+    p_value = f["p_value"].to_numpy(np.float64)
+    # The comparison has a column named after each numeric effect metric a policy may choose.
+    numeric_effect = f[policy.effect_metric].to_numpy(np.float64)
+    effect = np.where(numeric, numeric_effect, f["jensen_shannon"].to_numpy(np.float64))
     effect_metric = np.where(numeric, policy.effect_metric, "jensen_shannon").astype(object)
-    numeric_effect = {"ks_statistic": ks_d, "wasserstein_norm": w_norm, "psi": psi}[
-        policy.effect_metric
-    ]
-    effect = np.where(numeric, numeric_effect, js)
     floor = np.where(numeric, policy.min_effect, policy.categorical_min_effect)
 
     testable = ~np.isnan(p_value)
     p_adjusted = benjamini_hochberg(p_value) if policy.correction == "bh" else p_value.copy()
     by_distribution = testable & (p_adjusted < policy.test_alpha) & (effect >= floor)
 
-    cur_nan_share = cur_nan / n_rows if n_rows else np.full(p, np.nan)
     by_nan = np.zeros(p, dtype=bool)
     nan_evaluable = np.zeros(p, dtype=bool)
     if policy.nan_share_delta is not None and n_rows:
         nan_evaluable[:] = True
-        nan_p = _nan_share_pvalues(cur_nan, n_rows, ref_nan_share)
+        nan_p = f["nan_share_p_value"].to_numpy(np.float64)
         if policy.correction == "bh":
             nan_p = benjamini_hochberg(nan_p)
-        big = np.abs(cur_nan_share - ref_nan_share) >= policy.nan_share_delta
-        by_nan = big & (nan_p < policy.test_alpha)
+        delta = np.abs(f["cur_nan_share"].to_numpy() - f["ref_nan_share"].to_numpy())
+        by_nan = (delta >= policy.nan_share_delta) & (nan_p < policy.test_alpha)
 
     by_unseen = np.zeros(p, dtype=bool)
     unseen_evaluable = np.zeros(p, dtype=bool)
     if policy.unseen_share is not None:
-        unseen_evaluable = ~numeric & (n_current > 0)
-        by_unseen = unseen_evaluable & (np.nan_to_num(unseen_share) >= policy.unseen_share)
+        unseen_evaluable = ~numeric & (f["n_current"].to_numpy() > 0)
+        unseen = np.nan_to_num(f["unseen_share"].to_numpy(np.float64))
+        by_unseen = unseen_evaluable & (unseen >= policy.unseen_share)
 
     drifted = by_distribution | by_nan | by_unseen
     reason = [
@@ -329,30 +325,17 @@ def evaluate_window(
         for j in range(p)
     ]
     analyzed = testable | nan_evaluable | unseen_evaluable
-    importance = np.array([profile.importance[n] for n in names])
-
+    importance = f["importance"].to_numpy(np.float64)
+    decided = {
+        "p_adjusted": p_adjusted,
+        "effect_size": effect,
+        "effect_metric": effect_metric,
+        "drifted": drifted,
+        "reason": reason,
+    }
     results = pd.DataFrame(
-        {
-            "feature": names,
-            "kind": kind,
-            "test": test,
-            "statistic": statistic,
-            "p_value": p_value,
-            "p_adjusted": p_adjusted,
-            "effect_size": effect,
-            "effect_metric": effect_metric,
-            "psi": psi,
-            "wasserstein_norm": w_norm,
-            "drifted": drifted,
-            "reason": reason,
-            "ref_nan_share": ref_nan_share,
-            "cur_nan_share": cur_nan_share,
-            "unseen_categories": unseen_names,
-            "unseen_share": unseen_share,
-            "importance": importance,
-            "n_current": n_current,
-        },
-        columns=list(RESULT_COLUMNS),
+        {name: decided[name] if name in decided else f[name] for name in FEATURE_RESULT_NAMES},
+        columns=list(FEATURE_RESULT_NAMES),
     )
 
     n_analyzed = int(analyzed.sum())
@@ -374,25 +357,39 @@ def evaluate_window(
         weighted_drift_share=weighted,
         status=status_for(status_share, policy.warning_share, policy.alert_share),
         policy=policy,
-        profile_version=profile.profile_version,
+        profile_version=comparison.profile_version,
     )
 
 
-def _numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    col = frame[name]
-    if col.dtype == np.float64:
-        return col.to_numpy()  # no copy: the scan only reads it
-    try:
-        return pd.to_numeric(col, errors="raise").to_numpy(np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        raise DriftInputError(f"window column {name!r} is not numeric: {exc}") from exc
+def evaluate_window(
+    profile: ReferenceProfile,
+    frame: pd.DataFrame,
+    policy: DriftPolicy,
+    *,
+    workers: int = DEFAULT_WORKERS,
+) -> WindowDrift:
+    """`compare_window` then `decide`: a window (every schema column; numeric columns as numbers
+    with NaN for missing, categorical ones as raw values) judged under `policy`."""
+    return decide(compare_window(profile, frame, workers=workers), policy)
 
 
-def _nan_share_pvalues(nan_count: np.ndarray, n_rows: int, ref_share: np.ndarray) -> np.ndarray:
-    """Two-sided binomial p-values (twice the smaller tail, capped at 1) of seeing `nan_count`
-    missing values in `n_rows` when the reference's missing share is the truth. A share of 0 (or
-    1) in the reference makes any missing (or present) value in the window decisive."""
-    k = np.asarray(nan_count, dtype=np.float64)
-    lower = binom.cdf(k, n_rows, ref_share)
-    upper = binom.sf(k - 1, n_rows, ref_share)
-    return np.minimum(1.0, 2 * np.minimum(lower, upper))
+@dataclass(frozen=True)
+class JointDrift:
+    """The policy's verdict on the domain classifier: drifted when auc > threshold, where
+    threshold = max(multivariate_min_auc, 0.5 + multivariate_null_z x the AUC's null standard
+    error for the two sample sizes). Not run (auc NaN): drifted False."""
+
+    auc: float
+    threshold: float
+    drifted: bool
+
+
+def decide_joint(result: MultivariateResult, policy: DriftPolicy) -> JointDrift:
+    """Whether the domain classifier told the window from the reference, under `policy`."""
+    if result.n_ref == 0 or result.n_cur == 0:
+        threshold = float("nan")
+    else:
+        se = math.sqrt((result.n_ref + result.n_cur + 1) / (12 * result.n_ref * result.n_cur))
+        threshold = max(policy.multivariate_min_auc, 0.5 + policy.multivariate_null_z * se)
+    drifted = bool(not math.isnan(result.auc) and result.auc > threshold)
+    return JointDrift(result.auc, threshold, drifted)

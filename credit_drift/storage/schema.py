@@ -24,6 +24,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from credit_drift.stats.results import FEATURE_RESULT_COLUMNS, ResultColumn
+
 # Stable constraint names, so that the hand-written migration and the metadata agree on both
 # dialects (SQLite cannot rename a constraint later).
 NAMING_CONVENTION = {
@@ -276,6 +278,19 @@ drift_reports = sa.Table(
     sa.CheckConstraint(f"status IN {REPORT_STATUSES!r}", name="status"),
 )
 
+
+def _result_type(column: ResultColumn) -> sa.types.TypeEngine:
+    if column.type == "text":
+        return sa.String(column.length)
+    return {
+        "float": sa.Double(),
+        "int": sa.BigInteger(),
+        "bool": sa.Boolean(),
+        "text_list": _json(),
+    }[column.type]
+
+
+# The per-feature columns come from the one declaration of a result's shape (stats/results.py).
 # UNIQUE(report_date, feature) is also the index for "the results of one window": report_date
 # is its leading column, so a separate report_date index would only slow the writes down.
 feature_drift_results = sa.Table(
@@ -283,26 +298,16 @@ feature_drift_results = sa.Table(
     metadata,
     sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
     sa.Column("report_date", sa.Date(), nullable=False),
-    sa.Column("feature", sa.String(256), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("test", sa.String(32), nullable=False),
-    sa.Column("statistic", sa.Double(), nullable=True),
-    sa.Column("p_value", sa.Double(), nullable=True),
-    sa.Column("p_adjusted", sa.Double(), nullable=True),
-    sa.Column("effect_size", sa.Double(), nullable=True),
-    sa.Column("effect_metric", sa.String(32), nullable=True),
-    sa.Column("drifted", sa.Boolean(), nullable=False),
-    sa.Column("reason", sa.String(32), nullable=True, comment="why it drifted, '' if not"),
-    sa.Column("psi", sa.Double(), nullable=True),
-    sa.Column("wasserstein_norm", sa.Double(), nullable=True),
-    sa.Column("ref_nan_share", sa.Double(), nullable=True),
-    sa.Column("cur_nan_share", sa.Double(), nullable=True),
-    sa.Column("unseen_categories", _json(), nullable=True),
-    sa.Column("unseen_share", sa.Double(), nullable=True),
-    sa.Column("importance", sa.Double(), nullable=True),
-    sa.Column("n_current", sa.BigInteger(), nullable=True),
+    *(
+        sa.Column(c.name, _result_type(c), nullable=c.nullable, comment=c.comment)
+        for c in FEATURE_RESULT_COLUMNS
+    ),
     sa.UniqueConstraint("report_date", "feature"),
 )
+
+#: Alert states of the outbox: `pending` (to deliver), `sent`, `failed` (retried on later
+#: ticks until its attempts run out), `disabled` (no webhook configured: recorded, not sent).
+WEBHOOK_STATUSES = ("pending", "sent", "failed", "disabled")
 
 drift_alerts = sa.Table(
     "drift_alerts",
@@ -319,6 +324,11 @@ drift_alerts = sa.Table(
     sa.Column("webhook_status", sa.String(16), nullable=True),
     sa.Column("webhook_attempts", sa.Integer(), nullable=False),
     sa.Column("webhook_error", sa.Text(), nullable=True),
+    # The outbox lease: a deliverer claims a row (owner + expiry) before posting it, so two
+    # concurrent sensor ticks or CLI runs cannot both post one alert.
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
 )
 
 # The view created by migration 0001, for Core queries (not part of `metadata`, so no

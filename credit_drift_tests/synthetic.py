@@ -1,5 +1,5 @@
-"""A seeded synthetic feature table with the shapes of credit data, for the statistics' tests and
-benchmark: continuous, heavy-tailed, integer-count and 0/1 columns, NaN shares from none to
+"""Test data: a seeded synthetic feature table with the shapes of credit data, for the
+statistics' tests: continuous, heavy-tailed, integer-count and 0/1 columns, NaN shares from none to
 mostly missing, a constant column and a strongly correlated pair.
 
 Pure numpy/pandas. The column layout (which kind, which parameters) depends only on

@@ -1,0 +1,127 @@
+"""The reference profile: fitted once on the WHOLE training set with the model's feature list,
+importances and training scores, stored in the database, and loaded back for every day."""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from credit_drift.errors import CreditDriftError
+from credit_drift.pipeline.config import PipelineConfig
+from credit_drift.stats.reference import ReferenceProfile
+
+
+class ReferenceBuildError(CreditDriftError, ValueError):
+    """The reference profile cannot be built or found; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    profile_version: str
+    model_version: str
+    n_rows: int
+    n_features: int
+    top_importance: pd.DataFrame
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedReference:
+    """The active stored profile as the stats layer's `ReferenceProfile`, with the versions of
+    the model and the profile it came from."""
+
+    profile: ReferenceProfile
+    profile_version: str
+    model_version: str | None
+
+    def by_importance(self) -> list[str]:
+        """Every feature, most important first."""
+        importance = self.profile.importance
+        return sorted(importance, key=lambda n: -importance[n])
+
+    def summaries(self, names) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+        """{feature: (distinct values, counts, nan_count)} as the report and plot functions take
+        them (categories as an object array, even when empty)."""
+        out = {}
+        for name in names:
+            ref = self.profile.features[name]
+            if self.profile.schema.spec(name).kind == "categorical":
+                out[name] = (
+                    np.asarray(ref.categories, dtype=object),
+                    np.asarray(ref.counts),
+                    ref.nan_count,
+                )
+            else:
+                out[name] = (np.asarray(ref.values), np.asarray(ref.counts), ref.nan_count)
+        return out
+
+
+def build_reference_profile(engine: Engine, config: PipelineConfig) -> ReferenceInfo:
+    """Fit the reference profile on the whole training set with the model's feature list,
+    importances and training scores, and store it as the active profile."""
+    from credit_drift.data.loader import load_training_data
+    from credit_drift.model.artifacts import load_artifacts
+    from credit_drift.stats.reference import fit_reference
+    from credit_drift.storage.reference_profiles import ReferenceFeatureRecord, save_reference
+
+    artifacts = load_artifacts(config.artifacts_dir)
+    data = load_training_data(
+        config.training_data,
+        target_column=config.target_column,
+        id_column=config.id_column,
+        categorical_columns=artifacts.schema.categorical_names,
+    )
+    missing = [n for n in artifacts.schema.names if n not in data.X.columns]
+    if missing:
+        raise ReferenceBuildError(
+            f"training data {config.training_data} lacks {len(missing)} of the model's features "
+            f"(e.g. {missing[:5]}): retrain with `credit-drift train` on this file"
+        )
+    scores = artifacts.predict_proba(data.X)
+    profile = fit_reference(data.X, artifacts.schema, artifacts.importance, scores=scores)
+    _, rows, blobs = profile.to_records()
+    save_reference(
+        engine,
+        schema=artifacts.schema,
+        profile_version=profile.profile_version,
+        model_version=artifacts.version,
+        n_rows=profile.n_rows,
+        features=[ReferenceFeatureRecord(**row) for row in rows],
+        samples=blobs,
+    )
+    importance = (
+        pd.Series(artifacts.importance, name="importance")
+        .sort_values(ascending=False)
+        .head(15)
+        .rename_axis("feature")
+        .reset_index()
+    )
+    return ReferenceInfo(
+        profile.profile_version,
+        artifacts.version,
+        profile.n_rows,
+        len(artifacts.schema),
+        importance,
+    )
+
+
+def load_reference_profile(engine: Engine) -> LoadedReference:
+    """The active stored profile; ReferenceBuildError when none is stored."""
+    from credit_drift.storage.reference_profiles import load_reference
+
+    stored = load_reference(engine)
+    if stored is None:
+        raise ReferenceBuildError(
+            "no reference profile is stored: materialize the reference_profile asset first "
+            "(`credit-drift materialize --reference`, or `dagster asset materialize -m "
+            "credit_drift.definitions --select reference_profile`)"
+        )
+    header = {
+        "profile_version": stored.profile_version,
+        "feature_schema_version": stored.feature_schema_version,
+        "n_rows": stored.n_rows,
+    }
+    profile = ReferenceProfile.from_records(
+        header, [asdict(r) for r in stored.features], dict(stored.samples)
+    )
+    return LoadedReference(profile, stored.profile_version, stored.model_version)
