@@ -347,11 +347,11 @@ def window_dir(settings: Settings, day: str) -> Path:
 def read_window(engine, settings: Settings, start: dt.datetime, end: dt.datetime) -> WindowData:
     """The window's predictions, aligned to the model's feature list (packed-vector read)."""
     from credit_drift.model.artifacts import load_artifacts
-    from credit_drift.storage.predictions import read_window as storage_read_window
+    from credit_drift.storage.predictions import read_predictions
 
     schema = load_artifacts(settings.artifacts_dir).schema
     t0 = time.perf_counter()
-    window = storage_read_window(engine, schema, start, end)
+    window = read_predictions(engine, schema, start, end)
     return WindowData(
         features=window.features,
         meta=window.meta,
