@@ -1,4 +1,4 @@
-"""Reading a day of predictions out of PostgreSQL: `storage.predictions.read_window` (packed
+"""Reading a day of predictions out of PostgreSQL: `storage.predictions.read_predictions` (packed
 `float8[]` vectors, binary COPY) against the reference notebook's `pd.read_sql` +
 `pd.json_normalize` (issue 4).
 
@@ -16,7 +16,7 @@ database is touched. Steps:
    (`CREATE TABLE ... AS SELECT`), timed, with its own `created_at` index.
 3. `VACUUM (ANALYZE)` both tables (so that no read pays for setting hint bits), then in separate
    processes (peak memory = that process's peak RSS):
-   * ours: `read_window(engine, schema, start, end)`, median of `--repeats`;
+   * ours: `read_predictions(engine, schema, start, end)`, median of `--repeats`;
    * naive, view: `pd.read_sql("SELECT features, probability, decision, created_at FROM
      predictions_json WHERE created_at >= ... AND created_at < ... ORDER BY created_at, id")`
      + `pd.json_normalize(raw["features"])` (the view has no inference_time_ms column);
@@ -112,14 +112,14 @@ def worker_write(workdir: Path, url: str) -> dict:
 
 def worker_ours(workdir: Path, url: str, repeats: int) -> dict:
     from credit_drift.storage.db import make_engine
-    from credit_drift.storage.predictions import read_window
+    from credit_drift.storage.predictions import read_predictions
 
     schema = _schema(workdir)
     engine = make_engine(url)
     start, end = window_bounds()
     before = common.peak_rss_mb()
     walls, cpus, window = common.timed_repeats(
-        lambda: read_window(engine, schema, start, end), repeats
+        lambda: read_predictions(engine, schema, start, end), repeats
     )
     peak = common.peak_rss_mb()
     np.save(workdir / "read_ours.npy", window.features[schema.names].to_numpy(np.float64))
@@ -357,7 +357,7 @@ def render(
     header = ["read", "seconds", "vs ours", "CPU s (client)", "peak RSS / increase (MB)"]
     rows = [
         [
-            f"ours: `read_window` (float8[] + binary COPY), median of {args.repeats}",
+            f"ours: `read_predictions` (float8[] + binary COPY), median of {args.repeats}",
             common.fmt_seconds(t_ours),
             "1x",
             common.fmt_seconds(common.median(ours.result.get("cpus", []))),

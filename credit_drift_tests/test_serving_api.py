@@ -118,13 +118,13 @@ def test_every_answer_is_logged_and_rejected_requests_are_not(
 
 def test_the_stored_features_are_the_request_values(sqlite_url, make_client, trained_model):  # noqa: F811
     from credit_drift.storage.db import make_engine
-    from credit_drift.storage.predictions import read_window
+    from credit_drift.storage.predictions import read_predictions
 
     client = make_client(sqlite_url)
     sent = [application(trained_model.pool, i) for i in range(5)]
     assert client.post("/predict/batch", json=sent).status_code == 200
     schema = trained_model.artifacts.schema
-    window = read_window(
+    window = read_predictions(
         make_engine(sqlite_url),
         schema,
         dt.datetime(2000, 1, 1, tzinfo=dt.UTC),

@@ -139,7 +139,7 @@ def test_replay_without_http_lands_on_the_requested_days(db_url, trained_model):
 
 def test_same_seed_same_traffic_in_the_log(tmp_path, trained_model):  # noqa: F811
     from credit_drift.storage.db import make_engine
-    from credit_drift.storage.predictions import read_window
+    from credit_drift.storage.predictions import read_predictions
 
     logged = []
     for name in ("a", "b"):
@@ -154,7 +154,7 @@ def test_same_seed_same_traffic_in_the_log(tmp_path, trained_model):  # noqa: F8
             start_date="2026-11-01",
             progress=False,
         )
-        window = read_window(
+        window = read_predictions(
             make_engine(url),
             trained_model.artifacts.schema,
             dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
@@ -199,11 +199,11 @@ def test_bulk_backfill_spreads_each_day(db_url, trained_model):  # noqa: F811
     assert (spread[-1] - spread[0]) > dt.timedelta(hours=23)
     # Each day follows its scenario batch: the sudden day's new segment has no bureau file.
     from credit_drift.storage.db import make_engine
-    from credit_drift.storage.predictions import read_window
+    from credit_drift.storage.predictions import read_predictions
 
     def bureau_missing(day: int) -> float:
         start = dt.datetime(2026, 11, 1 + day, tzinfo=dt.UTC)
-        window = read_window(
+        window = read_predictions(
             make_engine(db_url), trained_model.artifacts.schema, start, start + dt.timedelta(1)
         )
         return float(window.features["BURO_DAYS_CREDIT_MAX"].isna().mean())

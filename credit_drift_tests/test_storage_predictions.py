@@ -9,17 +9,17 @@ import sqlalchemy as sa
 
 from credit_drift.features import FeatureSchema, FeatureSpec
 from credit_drift.storage import db
-from credit_drift.storage import predictions as predictions_module
 from credit_drift.storage.predictions import (
     META_COLUMNS,
     DuplicateRequestIdError,
     PredictionRow,
     bulk_insert_predictions,
-    count_window,
+    count_predictions,
     insert_predictions,
-    read_window,
+    read_predictions,
     register_feature_schema,
 )
+from credit_drift.storage.predictions import read as predictions_read
 from credit_drift.storage.windows import validate_window, window_bounds_for_day
 
 DAY = dt.date(2026, 11, 2)
@@ -119,7 +119,7 @@ def test_insert_and_read_round_trip_exactly(engine):
     rows = [_row(i, matrix[i], raw[i]) for i in range(len(raw_rows))]
     assert insert_predictions(engine, SCHEMA, rows) == len(rows)
 
-    window = read_window(engine, SCHEMA, START, END)
+    window = read_predictions(engine, SCHEMA, START, END)
     assert list(window.features.columns) == SCHEMA.names
     assert list(window.meta.columns) == list(META_COLUMNS)
     numeric = SCHEMA.numeric_names
@@ -160,7 +160,7 @@ def test_bulk_insert_matches_single_inserts(engine):
         chunk_rows=3,  # several chunks, one transaction
     )
     assert written == n
-    window = read_window(engine, SCHEMA, START, END)
+    window = read_predictions(engine, SCHEMA, START, END)
     _assert_bit_identical(
         window.features[SCHEMA.numeric_names].to_numpy(),
         pd.DataFrame(raw_rows)[SCHEMA.numeric_names],
@@ -179,12 +179,12 @@ def test_window_is_half_open(engine):
     matrix = np.arange(4 * len(SCHEMA), dtype=float).reshape(4, -1)
     at = [START - dt.timedelta(microseconds=1), START, END - dt.timedelta(microseconds=1), END]
     insert_predictions(engine, SCHEMA, [_row(i, matrix[i], at=at[i]) for i in range(4)])
-    window = read_window(engine, SCHEMA, START, END)
+    window = read_predictions(engine, SCHEMA, START, END)
     assert window.meta["request_id"].tolist() == ["req-1", "req-2"]
-    assert count_window(engine, START, END) == 2
+    assert count_predictions(engine, START, END) == 2
     # A time zone other than UTC means the same instants.
     paris = dt.timezone(dt.timedelta(hours=1))
-    assert count_window(engine, START.astimezone(paris), END.astimezone(paris)) == 2
+    assert count_predictions(engine, START.astimezone(paris), END.astimezone(paris)) == 2
 
 
 def test_wrong_length_vector_raises_and_writes_nothing(engine):
@@ -203,7 +203,7 @@ def test_wrong_length_vector_raises_and_writes_nothing(engine):
             threshold=0.5,
             model_version="m",
         )
-    assert count_window(engine, START, END) == 0
+    assert count_predictions(engine, START, END) == 0
 
 
 def test_duplicate_request_id_rolls_back_the_whole_batch(engine):
@@ -211,7 +211,7 @@ def test_duplicate_request_id_rolls_back_the_whole_batch(engine):
     batch = [_row(5, np.ones(len(SCHEMA))), _row(0, np.ones(len(SCHEMA)))]
     with pytest.raises(DuplicateRequestIdError, match="req-0"):
         insert_predictions(engine, SCHEMA, batch)
-    assert read_window(engine, SCHEMA, START, END).meta["request_id"].tolist() == ["req-0"]
+    assert read_predictions(engine, SCHEMA, START, END).meta["request_id"].tolist() == ["req-0"]
 
 
 def test_invalid_values_are_refused(engine):
@@ -227,12 +227,12 @@ def test_invalid_values_are_refused(engine):
     with pytest.raises(ValueError, match="probability is nan"):
         insert_predictions(engine, SCHEMA, [_row(0, np.zeros(p), probability=float("nan"))])
     with pytest.raises(ValueError, match="naive"):
-        read_window(engine, SCHEMA, dt.datetime(2026, 11, 2), END)
-    assert count_window(engine, START, END) == 0
+        read_predictions(engine, SCHEMA, dt.datetime(2026, 11, 2), END)
+    assert count_predictions(engine, START, END) == 0
 
 
 def test_empty_window_returns_empty_frames_with_schema_columns(engine):
-    window = read_window(engine, SCHEMA, START, END)
+    window = read_predictions(engine, SCHEMA, START, END)
     assert len(window) == 0
     assert list(window.features.columns) == SCHEMA.names
     assert list(window.meta.columns) == list(META_COLUMNS)
@@ -287,7 +287,7 @@ def test_rows_of_another_schema_version_are_aligned_by_name(engine):
     )
     insert_predictions(engine, SCHEMA, [_row(1, new_vec[0], new_raw[0])])
 
-    window = read_window(engine, SCHEMA, START, END)
+    window = read_predictions(engine, SCHEMA, START, END)
     f = window.features
     assert window.schema_versions == tuple(sorted([old.version, SCHEMA.version]))
     assert f["AMT_CREDIT"].tolist() == [1000.0, 2.5]
@@ -303,14 +303,14 @@ def test_rows_of_another_schema_version_are_aligned_by_name(engine):
 def test_wide_schema_bulk_round_trip(engine, monkeypatch):
     """419 features, a few hundred rows: the production shape (binary COPY path on PostgreSQL)."""
     parsed = []
-    real_parse = predictions_module._parse_copy_float8_arrays
+    real_parse = predictions_read._parse_copy_float8_arrays
 
     def spy(*args):
         out = real_parse(*args)
         parsed.append(out is not None)
         return out
 
-    monkeypatch.setattr(predictions_module, "_parse_copy_float8_arrays", spy)
+    monkeypatch.setattr(predictions_read, "_parse_copy_float8_arrays", spy)
     rng = np.random.default_rng(7)
     schema = FeatureSchema.numeric([f"f{i:03d}" for i in range(419)])
     n = 300
@@ -330,11 +330,11 @@ def test_wide_schema_bulk_round_trip(engine, monkeypatch):
         model_version="m",
         chunk_rows=128,
     )
-    window = read_window(engine, schema, START, END)
+    window = read_predictions(engine, schema, START, END)
     # Rows come back in logging order (id), not in created_at order.
     assert (pd.DatetimeIndex(window.meta["created_at"]).tz_localize(None) == stamps).all()
     _assert_bit_identical(window.features.to_numpy(), matrix)
-    assert count_window(engine, START, END) == n
+    assert count_predictions(engine, START, END) == n
     # On PostgreSQL the fixed-size binary parser did the work (no per-row fallback).
     assert parsed == ([True] if engine.dialect.name == "postgresql" else [])
 
@@ -357,14 +357,14 @@ def test_postgres_rows_with_null_elements_take_the_slow_path(postgres_url):
     with engine.begin() as conn:
         # Written by hand, bypassing the API: a NULL element breaks the fixed row size.
         conn.execute(sa.text("UPDATE predictions SET features[2] = NULL"))
-    window = read_window(engine, SCHEMA, START, END)
+    window = read_predictions(engine, SCHEMA, START, END)
     np.testing.assert_array_equal(
         window.features[SCHEMA.numeric_names].to_numpy()[0], [0.0, np.nan, 3.0, 5.0]
     )
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE predictions SET features = features[1:4]"))
     with pytest.raises(ValueError, match="req-0.*4 values"):
-        read_window(engine, SCHEMA, START, END)
+        read_predictions(engine, SCHEMA, START, END)
 
 
 def test_window_helpers():

@@ -65,10 +65,10 @@ def read_production_window(
     engine: Engine, schema: FeatureSchema, day: DayWindow
 ) -> ProductionWindow:
     """The day's predictions, aligned to the model's feature list (packed-vector read)."""
-    from credit_drift.storage.predictions import read_window
+    from credit_drift.storage.predictions import read_predictions
 
     t0 = time.perf_counter()
-    logged = read_window(engine, schema, day.start, day.end)
+    logged = read_predictions(engine, schema, day.start, day.end)
     return ProductionWindow(
         day=day,
         features=logged.features,

@@ -1,7 +1,7 @@
 """Response models of the scoring API: they document every field in the OpenAPI schema.
 
 Requests are validated by hand against the model's feature schema (`serving.validation`); their
-OpenAPI description is generated from that schema in `serving.app`.
+OpenAPI description is generated from that schema in `serving.openapi`.
 """
 
 from typing import Literal

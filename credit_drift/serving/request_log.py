@@ -13,10 +13,12 @@ import datetime as dt
 import logging
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+from fastapi import Request
 
 from credit_drift.serving.database import short_reason
 from credit_drift.storage.api_logs import ApiLogRow
@@ -46,6 +48,17 @@ def log_json(logger: logging.Logger, level: int, payload: dict[str, Any]) -> Non
             **payload,
         }
         logger.log(level, orjson.dumps(line).decode())
+
+
+def record(request: Request, *, error: str | None = None, n_items: int | None = None) -> str:
+    """Note this request's error and item count for its log line and `api_logs` row (written by
+    `serving.middleware.RequestLogMiddleware`); returns the request id."""
+    state = request.scope.setdefault("state", {})
+    if error is not None:
+        state["log_error"] = error[:1000]
+    if n_items is not None:
+        state["n_items"] = n_items
+    return state.get("request_id") or uuid.uuid4().hex
 
 
 class ApiLogWriter:

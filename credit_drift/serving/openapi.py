@@ -1,0 +1,178 @@
+"""The OpenAPI document: the generated one plus what FastAPI cannot derive from the endpoints,
+which read raw bytes: the `Application` schema built from the model's features (with a valid
+example), the split batch layout, the request bodies, and the API-key security schemes."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import Operation
+from fastapi.openapi.utils import get_openapi
+
+from credit_drift.serving.config import ServingConfig
+from credit_drift.serving.errors import JSON
+from credit_drift.serving.service import ScoringService
+from credit_drift.serving.validation import EVENT_TIME_FIELD
+
+
+def _application_schema(service: ScoringService) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for f in service.schema.features:
+        if f.kind == "numeric":
+            properties[f.name] = {
+                "anyOf": [{"type": "number"}, {"type": "null"}],
+                "description": "Numeric feature; null means missing.",
+            }
+        else:
+            properties[f.name] = {
+                "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}],
+                "description": "Categorical feature; null means missing; an unseen category is "
+                f"accepted and treated as missing by the model. Training categories: "
+                f"{', '.join(f.categories[:20])}" + (" ..." if len(f.categories) > 20 else ""),
+            }
+    properties[EVENT_TIME_FIELD] = {
+        "type": "string",
+        "format": "date-time",
+        "description": "Replay only: the prediction's time (ISO 8601 with a time zone). Refused "
+        "(403) unless the server runs with CREDIT_DRIFT_ALLOW_REPLAY=1.",
+    }
+    return {
+        "title": "Application",
+        "type": "object",
+        "description": "One loan application: every model feature (see GET /model), as a JSON "
+        "object of feature name to value. Unknown names are refused.",
+        "properties": properties,
+        "required": service.schema.names,
+        "additionalProperties": False,
+    }
+
+
+def _example_application(service: ScoringService) -> dict[str, Any]:
+    """A valid example request: each numeric feature at the middle of its training range (read
+    from the model's `feature_infos` header; 0 when LightGBM kept no range, e.g. a constant
+    feature), each categorical one at its first category. No nulls: FastAPI drops null values
+    from OpenAPI examples, which would make the example miss features."""
+    text = getattr(service.artifacts, "model_text", "") or ""
+    infos: list[str] = []
+    for line in text.splitlines()[:20]:
+        if line.startswith("feature_infos="):
+            infos = line.split("=", 1)[1].split(" ")
+    example: dict[str, Any] = {}
+    for j, f in enumerate(service.schema.features):
+        if f.kind == "categorical":
+            example[f.name] = f.categories[0] if f.categories else "unknown"
+            continue
+        info = infos[j] if j < len(infos) else "none"
+        try:
+            low, high = (float(x) for x in info.strip("[]").split(":"))
+            example[f.name] = round((low + high) / 2, 6)
+        except ValueError:
+            example[f.name] = 0.0
+    return example
+
+
+def _split_schema(max_rows: int) -> dict[str, Any]:
+    return {
+        "title": "SplitBatch",
+        "type": "object",
+        "description": "A batch in pandas' split layout (`DataFrame.to_json(orient='split')`): "
+        "the feature names once, then one array of values per application, in column order. "
+        "About five times smaller than a list of objects and several times faster to read. "
+        "'index' is accepted and ignored; 'event_time' may be a column (replay only).",
+        "properties": {
+            "columns": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Every model feature once (any order).",
+            },
+            "data": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_rows,
+                "items": {"type": "array", "items": {"type": ["number", "string", "null"]}},
+                "description": "One row per application; null means missing.",
+            },
+            "index": {"type": "array", "description": "Ignored."},
+        },
+        "required": ["columns", "data"],
+        "additionalProperties": False,
+    }
+
+
+def _request_bodies(service: ScoringService, config: ServingConfig) -> dict[str, dict[str, Any]]:
+    """The request body of each POST path: the endpoints read the raw body, so FastAPI
+    documents none."""
+    example = _example_application(service)
+    single_body = {
+        "required": True,
+        "description": "One application (see the Application schema).",
+        "content": {
+            JSON: {
+                "schema": {"$ref": "#/components/schemas/Application"},
+                "example": example,
+            }
+        },
+    }
+    batch_body = {
+        "required": True,
+        "description": f"1 to {config.max_batch_size} applications: a JSON array of "
+        "Application objects, or the same rows in the split layout (faster for large "
+        "batches).",
+        "content": {
+            JSON: {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Application"},
+                            "minItems": 1,
+                            "maxItems": config.max_batch_size,
+                        },
+                        {"$ref": "#/components/schemas/SplitBatch"},
+                    ]
+                },
+                "example": [example],
+            }
+        },
+    }
+    return {"/predict": single_body, "/predict/batch": batch_body}
+
+
+def install_openapi(
+    app: FastAPI, service: ScoringService, config: ServingConfig, api_key: str | None
+) -> None:
+    """Make `app.openapi` build (once) the document described in the module docstring."""
+    bodies = _request_bodies(service, config)
+    application_schema = _application_schema(service)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for path, body in bodies.items():
+                # Through FastAPI's own model, as `openapi_extra` would be: the document comes
+                # out as when the body was declared on the route (which the routers, shared by
+                # every app, cannot do: the body depends on this app's model).
+                post = Operation(**{**doc["paths"][path]["post"], "requestBody": body})
+                doc["paths"][path]["post"] = jsonable_encoder(
+                    post, by_alias=True, exclude_none=True
+                )
+            components = doc.setdefault("components", {})
+            components.setdefault("schemas", {})["Application"] = application_schema
+            components["schemas"]["SplitBatch"] = _split_schema(config.max_batch_size)
+            components["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            if api_key:
+                for path in ("/predict", "/predict/batch", "/model"):
+                    for op in doc["paths"].get(path, {}).values():
+                        op["security"] = [{"bearer": []}, {"apiKeyHeader": []}]
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
