@@ -268,6 +268,7 @@ def build_reference_profile(engine, settings: Settings) -> ReferenceInfo:
         target_column=settings.target_column,
         id_column=settings.id_column,
         categorical_columns=artifacts.schema.categorical_names,
+        positive_label=settings.positive_label,
     )
     missing = [n for n in artifacts.schema.names if n not in data.X.columns]
     if missing:
