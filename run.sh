@@ -88,6 +88,7 @@ case "$cmd" in
     ;;
   test)
     setup "dev"
+    unset CREDIT_DRIFT_RUN_SH  # the tests run credit-drift themselves
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

@@ -11,17 +11,19 @@ import pytest
 
 from credit_drift import orchestration
 from credit_drift.cli import how_to_run, main
-from credit_drift.settings import Settings
+from credit_drift.settings import ENV_VARS, Settings
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
 
 @pytest.fixture
 def state(tmp_path, monkeypatch):
-    """A fresh state directory as the current one (no project file, no inherited settings)."""
-    for name in list(os.environ):
-        if name.startswith("CREDIT_DRIFT_") or name in ("DATABASE_URL", "DAGSTER_HOME"):
-            monkeypatch.delenv(name)
+    """A fresh state directory as the current one (no project file, no inherited settings).
+    Every setting is recorded by monkeypatch, so what `--home` exports is undone afterwards."""
+    names = {v.name for v in ENV_VARS} | {"DAGSTER_HOME", "CREDIT_DRIFT_CONFIG"}
+    for name in names | {n for n in os.environ if n.startswith("CREDIT_DRIFT_")}:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
     return tmp_path / "state"
