@@ -195,7 +195,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         raise CliError(orchestration.empty_range_message(span, days[0], days[-1], s))
     instance = orchestration.instance_for(s)
     failed = 0
-    if args.reference:
+    if args.reference or not orchestration.has_reference(instance):
+        # Without a reference profile no day can be compared with anything: build it first.
         print("reference profile ... ", end="", flush=True)
         ref = orchestration.materialize_reference(
             instance, raise_on_error=False, verbose=args.verbose
@@ -446,7 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--from", dest="from_day", required=True, help="first day, YYYY-MM-DD (UTC)")
     p.add_argument("--to", dest="to_day", help="last day, inclusive (default: --from)")
-    p.add_argument("--reference", action="store_true", help="(re)build the reference profile first")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="(re)build the reference profile first (after retraining; done anyway when the "
+        "instance has none)",
+    )
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log")
     _add_home(p)
     p.set_defaults(func=cmd_materialize)

@@ -214,8 +214,18 @@ def _first_error(result) -> str | None:
         while error is not None and error.cause is not None and "dagster" in error.cls_name.lower():
             error = error.cause
         if error is not None:
-            return f"{event.step_key}: {error.message.strip().splitlines()[0]}"
+            first = error.message.strip().splitlines()[0]
+            # "package.module.SomeError: what happened" -> "what happened"
+            first = re.sub(r"^[\w.]*(Error|Exception)\w*: ", "", first)
+            return f"{event.step_key}: {first}"
     return None
+
+
+def has_reference(instance) -> bool:
+    """Whether reference_profile was ever materialized on this instance."""
+    import dagster as dg
+
+    return instance.get_latest_materialization_event(dg.AssetKey("reference_profile")) is not None
 
 
 def materialize_reference(

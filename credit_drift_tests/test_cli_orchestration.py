@@ -179,3 +179,16 @@ def test_days_between_keeps_its_contract():
     ]
     with pytest.raises(ValueError, match="before"):
         orchestration.days_between("2026-11-02", "2026-11-01")
+
+
+def test_a_failing_run_is_one_plain_line_too(state, capsys, monkeypatch):
+    """No model yet: the reference profile (built first, as the instance has none) fails; the
+    user reads Dagster's step error as one line, without the exception's class path."""
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(state.parent / "no-model"))
+    _log_predictions(Settings.from_env(), [dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)])
+    assert main(["materialize", "--from", "2026-11-03"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "reference profile ... FAILED\n"
+    assert err.startswith("credit-drift: error: the reference profile failed: reference_profile: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "credit_drift." not in err.split("failed: ", 1)[1].split(" (run ")[0][:40]
