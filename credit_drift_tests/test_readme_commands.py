@@ -179,6 +179,13 @@ def test_the_documented_sequence_gives_the_documented_timeline(pipeline):
     assert "alerts raised:" in out["status"]
 
 
+def test_the_api_of_the_second_shell_logged_no_warning(pipeline):
+    cwd, _ = pipeline
+    text = (cwd / "api.log").read_text()
+    assert '"event":"request"' in text
+    assert not [line for line in text.splitlines() if WARNING_LINE.search(line)]
+
+
 def test_materialize_prints_one_line_per_day_and_each_alert_once(pipeline):
     _, out = pipeline
     lines = out["materialize"].splitlines()

@@ -247,13 +247,13 @@ def test_cli_simulate_replay_and_http(
 
 
 def test_a_scenario_that_changes_nothing_is_warned_about(capsys):
+    import pandas as pd
+
     from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG
     from credit_drift.simulator.scenario import load_scenario
     from credit_drift.simulator.sender import warn_inert_batches
 
     rng = np.random.default_rng(0)
-    import pandas as pd
-
     own = pd.DataFrame({"income": rng.lognormal(10, 0.5, 300), "age": rng.integers(20, 70, 300)})
     assert warn_inert_batches(own, default_scenario(), None, DEFAULT_DRIFT_CONFIG) == [
         3,
