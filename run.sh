@@ -1,35 +1,98 @@
 #!/usr/bin/env bash
-# The README's two commands. On a fresh machine with Python 3.11+:
-#   ./run.sh demo   set up .venv and run the end-to-end demo (embedded SQLite, no server)
-#   ./run.sh test   set up .venv (with the dev extra) and run the whole test suite
-# Extra arguments after the command are passed on (to `credit-drift demo` or to pytest).
+# The README's commands. Needs Python 3.11, 3.12 or 3.13 (found by itself: $PYTHON, else python3,
+# python3.13, python3.12, python3.11 on the PATH, the first that is supported).
+#   ./run.sh demo [args]   set up .venv and run the end-to-end demo (embedded SQLite, no server)
+#   ./run.sh ui [args]     the Dagster UI on the state directory (`credit-drift ui`)
+#   ./run.sh cli ARGS      any `credit-drift` command, e.g. ./run.sh cli status
+#   ./run.sh test [args]   set up .venv (with the dev extra) and run the test suite (pytest args)
+#   ./run.sh setup         only set up .venv (then `source .venv/bin/activate` for credit-drift)
+#   ./run.sh python        which interpreter a new .venv would use
+# The environment is installed once and again only when pyproject.toml changes.
 set -euo pipefail
+# How the user reached this script, so that the commands it suggests can be typed as they are.
+export CREDIT_DRIFT_RUN_SH="$0"
 cd "$(dirname "$0")"
 VENV="${CREDIT_DRIFT_VENV:-.venv}"
-PYTHON="${PYTHON:-python3}"
+SUPPORTED="3.11, 3.12 or 3.13"
+
+supported() {  # is "$1" a Python interpreter of a supported version?
+  "$1" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' \
+    >/dev/null 2>&1
+}
+
+find_python() {
+  if [ -n "${PYTHON:-}" ]; then
+    if supported "$PYTHON"; then echo "$PYTHON"; return; fi
+    echo "PYTHON=$PYTHON is not Python $SUPPORTED" >&2
+    exit 2
+  fi
+  for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null 2>&1 && supported "$candidate"; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "credit-drift needs Python $SUPPORTED: none found on the PATH (python3 is" \
+    "$(python3 --version 2>&1 || echo missing)). Install one, or set PYTHON=/path/to/python3.x" >&2
+  exit 2
+}
 
 setup() {
   local extra="$1"
+  if [ -x "$VENV/bin/python" ] && ! supported "$VENV/bin/python"; then
+    echo "$VENV was made with $("$VENV/bin/python" --version 2>&1), which credit-drift does not" \
+      "support (Python $SUPPORTED): delete it (rm -rf $VENV) and run this again" >&2
+    exit 2
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
+    local python
+    python="$(find_python)"
+    echo "setting up $VENV with $("$python" --version 2>&1) (about 2 minutes, once)" >&2
+    "$python" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.credit-drift-installed"
+  # Installed since pyproject.toml last changed, with this extra (the dev extra includes all)?
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] \
+    && { grep -qxF "[${extra}]" "$stamp" || grep -qxF "[dev]" "$stamp"; }; then
+    return
   fi
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".${extra}"
+  "$VENV/bin/python" -m pip install --quiet -e ".${extra:+[$extra]}"
+  { [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && cat "$stamp"; echo "[${extra}]"; } \
+    > "$stamp.tmp" || true
+  mv "$stamp.tmp" "$stamp"
 }
 
 cmd="${1:-}"
 shift || true
 case "$cmd" in
+  setup)
+    setup ""
+    echo "ready: \`source $VENV/bin/activate\` puts credit-drift (and dagster, dg) on the PATH"
+    ;;
   demo)
     setup ""
     exec "$VENV/bin/credit-drift" demo "$@"
     ;;
+  ui)
+    setup ""
+    exec "$VENV/bin/credit-drift" ui "$@"
+    ;;
+  cli)
+    setup ""
+    exec "$VENV/bin/credit-drift" "$@"
+    ;;
+  python)  # the interpreter a new .venv would be made with
+    python="$(find_python)"
+    echo "$(command -v "$python") $("$python" --version 2>&1)"
+    ;;
   test)
-    setup "[dev]"
+    setup "dev"
+    unset CREDIT_DRIFT_RUN_SH  # the tests run credit-drift themselves
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./run.sh demo|test [args...]" >&2
+    echo "usage: ./run.sh demo|ui|cli|test|setup|python [args...]" >&2
     exit 2
     ;;
 esac

@@ -5,12 +5,21 @@ Imports are deferred into each subcommand so that `credit-drift --help` answers 
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from credit_drift.console import how_to_run, print_status, shown_path
 from credit_drift.errors import CreditDriftError
-from credit_drift.settings import Settings, env_table_markdown
+from credit_drift.settings import (
+    CATEGORICAL_AUTO,
+    ENV_VARS,
+    RawSettings,
+    Settings,
+    env_table_markdown,
+    redact_url,
+)
 
 
 class CliError(CreditDriftError):
@@ -19,6 +28,31 @@ class CliError(CreditDriftError):
 
 def _settings() -> Settings:
     return Settings.from_env()
+
+
+def _apply_home(home: str | None) -> None:
+    """`--home DIR`: run on that state directory. A demo folder brings its own data, model and
+    database; any other folder is CREDIT_DRIFT_HOME (and its Dagster instance)."""
+    if not home:
+        return
+    from credit_drift.demo import MARKER, DemoPaths
+
+    state = Path(home).expanduser().resolve()
+    if not state.is_dir():
+        raise CliError(f"--home {home}: no such directory")
+    if (state / MARKER).exists():
+        os.environ.update(DemoPaths(state).environment())
+    else:
+        os.environ["CREDIT_DRIFT_HOME"] = str(state)
+        os.environ["DAGSTER_HOME"] = str(state / "dagster")
+
+
+def _add_home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        help="state directory to use, e.g. the demo's .credit-drift/demo (default "
+        "CREDIT_DRIFT_HOME)",
+    )
 
 
 # -- subcommands ---------------------------------------------------------------------------
@@ -42,36 +76,47 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     from credit_drift.data.loader import load_training_data
     from credit_drift.model.artifacts import save_artifacts
-    from credit_drift.model.train import train_model
+    from credit_drift.model.train import TrainConfig, train_model
 
-    categorical = (
-        tuple(c.strip() for c in args.categorical.split(",") if c.strip())
-        if args.categorical is not None
-        else s.categorical_columns
-    )
+    if args.categorical is None:
+        categorical = s.categorical_columns
+    elif args.categorical.strip().lower() == CATEGORICAL_AUTO:
+        categorical = CATEGORICAL_AUTO
+    else:
+        categorical = tuple(c.strip() for c in args.categorical.split(",") if c.strip())
+    id_column = args.id_column if args.id_column is not None else s.id_column
+    print(f"reading {shown_path(path)}", flush=True)
     data = load_training_data(
         path,
         target_column=args.target or s.target_column,
-        id_column=args.id_column or s.id_column,
+        id_column=id_column or None,
         categorical_columns=categorical,
+        positive_label=(
+            args.positive_label if args.positive_label is not None else s.positive_label
+        ),
     )
-    from credit_drift.model.train import TrainConfig
-
-    artifacts = train_model(
-        data,
-        config=TrainConfig(n_jobs=s.train_threads),
-        cost_fn=args.cost_fn if args.cost_fn is not None else s.cost_fn,
-        cost_fp=args.cost_fp if args.cost_fp is not None else s.cost_fp,
-        seed=args.seed,
+    n_cat = len(data.schema.categorical_names)
+    print(
+        f"  {len(data.y)} rows, {len(data.schema)} features ({n_cat} categorical), "
+        f"{data.y.mean():.1%} defaults"
+        + ("" if data.ids is not None or not id_column else f"; no id column {id_column!r}")
     )
+    config = TrainConfig(n_jobs=s.train_threads)
+    if args.trees is not None:
+        config = TrainConfig(n_estimators=args.trees, n_jobs=s.train_threads)
+    with _bar(config.n_estimators, "training", "trees", enabled=not args.no_progress) as bar:
+        artifacts = train_model(
+            data,
+            config=config,
+            cost_fn=args.cost_fn if args.cost_fn is not None else s.cost_fn,
+            cost_fp=args.cost_fp if args.cost_fp is not None else s.cost_fp,
+            seed=args.seed,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )
     out = Path(args.artifacts_dir) if args.artifacts_dir else s.artifacts_dir
     save_artifacts(artifacts, out)
     m = artifacts.metrics
-    print(f"model version {artifacts.version} written to {out}/")
-    print(
-        f"  features:  {len(artifacts.schema)} "
-        f"({len(artifacts.schema.categorical_names)} categorical)"
-    )
+    print(f"model version {artifacts.version} written to {shown_path(out)}/")
     print(f"  held-out AUC: {m['auc']:.4f}")
     t = artifacts.threshold_report
     print(
@@ -80,13 +125,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
 
 
+def _bar(total: int, desc: str, unit: str, *, enabled: bool):
+    """A tqdm progress bar (on stderr), or a silent stand-in when disabled."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
+
+
 def cmd_db(args: argparse.Namespace) -> None:
     from credit_drift.storage.db import current_revision, upgrade
 
     url = args.database_url or _settings().database_url
     if args.db_command == "upgrade":
         upgrade(url)
-        print(f"database at revision {current_revision(url)}: {_redact(url)}")
+        print(f"database at revision {current_revision(url)}: {redact_url(url)}")
     else:
         print(current_revision(url) or "(empty database: run `credit-drift db upgrade`)")
 
@@ -103,59 +155,94 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     simulate_from_args(args, _settings())
 
 
-def cmd_materialize(args: argparse.Namespace) -> None:
+def cmd_materialize(args: argparse.Namespace) -> int:
     from credit_drift import orchestration
-    from credit_drift.status import print_status
 
     s = _settings()
     days = orchestration.days_between(args.from_day, args.to_day or args.from_day)
+    orchestration.check_partition_days(days, s)
+    span = orchestration.log_span(s, days[0], days[-1])
+    if span.in_range == 0:
+        raise CliError(orchestration.empty_range_message(span, days[0], days[-1], s))
     instance = orchestration.instance_for(s)
-    if args.reference:
-        orchestration.materialize_reference(instance)
-        print("reference_profile materialized")
-    for outcome in orchestration.materialize_days(instance, days, raise_on_error=False):
-        print(
-            f"{outcome.partition}: {'ok' if outcome.success else 'FAILED'} (run {outcome.run_id})"
+    failed = 0
+    if args.reference or not orchestration.has_reference(instance):
+        # Without a reference profile no day can be compared with anything: build it first.
+        print("reference profile ... ", end="", flush=True)
+        ref = orchestration.materialize_reference(
+            instance, raise_on_error=False, verbose=args.verbose
         )
-    alerted = orchestration.run_alert_sensor(instance)
+        if not ref.success:
+            print("FAILED")
+            raise CliError(f"the reference profile failed: {ref.error} (run {ref.run_id})")
+        print(f"done ({ref.seconds:.0f} s)")
+
+    def show(outcome) -> None:
+        if outcome.success:
+            pct = "-" if outcome.drift_percentage is None else f"{outcome.drift_percentage:.1f}%"
+            print(
+                f"{outcome.status or '?':<8} {pct:>6} drifted, {outcome.n_predictions or 0} "
+                f"predictions ({outcome.seconds:.0f} s)",
+                flush=True,
+            )
+        else:
+            print(f"FAILED   {outcome.error} (run {outcome.run_id})", flush=True)
+
+    statuses: dict[str, int] = {}
+    for i, day in enumerate(days, 1):
+        print(f"[{i}/{len(days)}] {day}  ", end="\n" if args.verbose else "", flush=True)
+        (outcome,) = orchestration.materialize_days(
+            instance, [day], raise_on_error=False, verbose=args.verbose
+        )
+        show(outcome)
+        if not outcome.success:
+            failed += 1
+        else:
+            statuses[outcome.status or "?"] = statuses.get(outcome.status or "?", 0) + 1
+    alerted = orchestration.run_alert_sensor(instance, verbose=args.verbose)
+    counts = ", ".join(f"{n} {status}" for status, n in statuses.items())
+    print(
+        f"{len(days) - failed} of {len(days)} days materialized" + (f": {counts}" if counts else "")
+    )
     if alerted:
-        print(f"alerts raised for: {', '.join(alerted)}")
-    print_status(s)
+        print(
+            f"alerts raised for {', '.join(alerted)} (details: {how_to_run('status', args.home)})"
+        )
+    if failed:
+        print(
+            f"{failed} day(s) failed: run again with --verbose for Dagster's log, or open the "
+            f"run in the Dagster UI ({how_to_run('ui', args.home)})",
+            file=sys.stderr,
+        )
+        return 1
+    status, ui = how_to_run("status", args.home), how_to_run("ui", args.home)
+    print(f"timeline: {status}; Dagster UI: {ui}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    from credit_drift.status import print_status
-
     print_status(_settings())
 
 
 def cmd_ui(args: argparse.Namespace) -> None:
-    import os
-
     from credit_drift import orchestration
 
-    if args.home:
-        from credit_drift.demo import MARKER, DemoPaths
-
-        state = Path(args.home).expanduser().resolve()
-        if (state / MARKER).exists():
-            os.environ.update(DemoPaths(state).environment())
-        else:
-            os.environ["CREDIT_DRIFT_HOME"] = str(state)
-    home = orchestration.dagster_home(_settings())
-    cmd = [
-        "dagster",
-        "dev",
-        "-m",
-        "credit_drift.definitions",
-        "-p",
-        str(args.port),
-        "-h",
-        args.host,
-    ]
-    print(f"DAGSTER_HOME={home} {' '.join(cmd)}")
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.execvp(cmd[0], cmd)
+    settings = _settings()
+    home = orchestration.dagster_home(settings)
+    # `dg dev` from this Python environment (never a `dagster` found on the PATH): it starts the
+    # web server and the daemon with this same interpreter. The resolved settings go along as
+    # absolute values, so Dagster's processes see the same project whatever their directory.
+    env = {**os.environ, **settings.environment(), "DAGSTER_HOME": str(home)}
+    cmd = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-m", "credit_drift.definitions"]
+    cmd += ["-p", str(args.port), "-h", args.host]
+    if not args.verbose:
+        cmd += ["--log-level", "warning"]
+    print(
+        f"Dagster UI on {shown_path(settings.home)}: http://{args.host}:{args.port} "
+        "(Ctrl-C stops it)",
+        flush=True,
+    )
+    os.execve(sys.executable, cmd, env)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -170,20 +257,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
         n_estimators=args.trees,
         seed=args.seed,
         progress=not args.no_progress,
+        verbose=args.verbose,
     )
 
 
 def cmd_env(args: argparse.Namespace) -> None:
-    print(env_table_markdown())
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+    if not args.current:
+        print(env_table_markdown())
+        return
+    raw = RawSettings.read()
+    Settings.from_env()  # the values must also parse
+    print(f"project file: {raw.project_file or '(none)'}")
+    secret = {"CREDIT_DRIFT_API_KEY", "CREDIT_DRIFT_ALERT_WEBHOOK_URL"}
+    for var in ENV_VARS:
+        value = raw(var.name)
+        shown = "***" if var.name in secret and value else value
+        print(f"{var.name}={shown}  ({raw.source(var.name)})")
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -193,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Drift monitoring for a LightGBM credit-scoring model: generate data, train, serve "
             "and log predictions, simulate drifting traffic, and run the daily Dagster drift "
-            "pipeline. Configuration comes from environment variables: `credit-drift env` "
-            "lists them with their defaults."
+            "pipeline. Configuration comes from environment variables or a project file "
+            "(credit-drift.toml): `credit-drift env` lists the settings and their defaults."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -223,11 +312,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help="CSV or Parquet training file (default CREDIT_DRIFT_TRAINING_DATA)"
     )
     p.add_argument("--target", help="target column (default CREDIT_DRIFT_TARGET_COLUMN)")
-    p.add_argument("--id-column", help="id column, not a feature (default CREDIT_DRIFT_ID_COLUMN)")
+    p.add_argument(
+        "--positive-label",
+        help="when the target holds labels, the one meaning default, e.g. bad (default "
+        "CREDIT_DRIFT_POSITIVE_LABEL; none: the target is 0/1)",
+    )
+    p.add_argument(
+        "--id-column",
+        help="id column, not a feature; optional, '' for none (default CREDIT_DRIFT_ID_COLUMN)",
+    )
     p.add_argument(
         "--categorical",
-        help="comma-separated categorical columns (default CREDIT_DRIFT_CATEGORICAL_COLUMNS)",
+        help="comma-separated categorical columns, or auto for every non-numeric column "
+        "(default CREDIT_DRIFT_CATEGORICAL_COLUMNS)",
     )
+    p.add_argument("--trees", type=int, help="LightGBM trees (default 400)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--cost-fn", type=float, help="cost of a missed default (default 10)")
     p.add_argument("--cost-fp", type=float, help="cost of refusing a good client (default 1)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -273,26 +373,37 @@ def build_parser() -> argparse.ArgumentParser:
         "materialize",
         help="run the daily drift job for a day or a range of days (persisted, shown in the UI)",
         description="Materialize every windowed drift asset for each day in [--from, --to] on the "
-        "state directory's Dagster instance, one run per day, then evaluate the alert sensor and "
-        "print the drift timeline. Same runs as a Dagster backfill, without a daemon.",
+        "state directory's Dagster instance, one run per day, then evaluate the alert sensor. "
+        "Same runs as a Dagster backfill, without a daemon. A day can be materialized once it "
+        "is over (UTC).",
     )
     p.add_argument("--from", dest="from_day", required=True, help="first day, YYYY-MM-DD (UTC)")
     p.add_argument("--to", dest="to_day", help="last day, inclusive (default: --from)")
-    p.add_argument("--reference", action="store_true", help="(re)build the reference profile first")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="(re)build the reference profile first (after retraining; done anyway when the "
+        "instance has none)",
+    )
+    p.add_argument("--verbose", action="store_true", help="show Dagster's event log")
+    _add_home(p)
     p.set_defaults(func=cmd_materialize)
 
     p = sub.add_parser("status", help="print the drift timeline (drift_reports) and the alerts")
+    _add_home(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser(
         "ui",
-        help="open the Dagster web UI on the state directory (dagster dev, DAGSTER_HOME set)",
+        help="open the Dagster web UI on the state directory (dg dev, DAGSTER_HOME set)",
+        description="Start Dagster's web UI and daemon (`dg dev`) on the state directory's "
+        "Dagster instance: every run made by `credit-drift materialize` or the demo is there, "
+        "and the daily schedule and the alert sensor run while it is up.",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3000, help="port (default 3000)")
-    p.add_argument(
-        "--home", help="state directory to browse, e.g. the demo's (default CREDIT_DRIFT_HOME)"
-    )
+    p.add_argument("--verbose", action="store_true", help="Dagster's info logs too")
+    _add_home(p)
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser(
@@ -314,9 +425,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-date", default="2026-11-01", help="first day (default 2026-11-01)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show Dagster's event log")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("env", help="list every environment variable with its default")
+    p = sub.add_parser(
+        "env",
+        help="list every setting (environment variable, project file key, default)",
+        description="Print the settings table (the README's), or with --current the value in "
+        "use for each setting and where it comes from (environment, project file, default).",
+    )
+    p.add_argument("--current", action="store_true", help="the values in use and their source")
+    _add_home(p)
     p.set_defaults(func=cmd_env)
     return parser
 
@@ -325,15 +444,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        if args.command != "demo":  # the demo's --home is the folder it creates
+            _apply_home(getattr(args, "home", None))
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at exit
+    except BrokenPipeError:
+        # The reader went away (`credit-drift env | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
     except CreditDriftError as exc:
-        # Every user-facing error (bad input, bad setting, missing artifacts...) is one of these
-        # and carries a message that says what to do.
+        # Every user-facing error (bad input, a bad setting, missing artifacts...) is one of
+        # these and carries a message that says what to do.
         print(f"credit-drift: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -134,8 +134,10 @@ def run_demo(
     n_estimators: int | None = None,
     seed: int = 42,
     progress: bool = True,
+    verbose: bool = False,
 ) -> DemoPaths:
-    """Run the demo end to end; returns where its state lives."""
+    """Run the demo end to end; returns where its state lives. Prints one line per step and
+    per day (`verbose`: Dagster's event log too)."""
     paths = fresh_state(home)
     os.environ.update(paths.environment())
     from credit_drift import orchestration
@@ -156,7 +158,14 @@ def run_demo(
     if n_estimators is not None:
         config = TrainConfig(n_estimators=n_estimators, n_jobs=settings.train_threads)
     data = load_training_data(data_paths.train, "TARGET", "SK_ID_CURR")
-    artifacts = train_model(data, seed=seed, config=config)
+    from tqdm import tqdm
+
+    with tqdm(
+        total=config.n_estimators, unit="trees", disable=not progress, dynamic_ncols=True
+    ) as bar:
+        artifacts = train_model(
+            data, seed=seed, config=config, progress=lambda done, _: bar.update(done - bar.n)
+        )
     save_artifacts(artifacts, paths.artifacts)
     print(
         f"    model {artifacts.version}: held-out AUC {artifacts.metrics['auc']:.3f}, "
@@ -187,20 +196,31 @@ def run_demo(
     days = [(first + dt.timedelta(days=i)).isoformat() for i in range(len(summary.batches))]
     step("materializing the drift assets", f"reference profile + {len(days)} daily partitions")
     instance = orchestration.instance_for(settings)
-    orchestration.materialize_reference(instance)
-    for outcome in orchestration.materialize_days(instance, days):
-        state = "ok" if outcome.success else "FAILED"
-        print(f"    {outcome.partition}: run {outcome.run_id[:8]} {state}")
+    ref = orchestration.materialize_reference(instance, raise_on_error=False, verbose=verbose)
+    if not ref.success:
+        raise DemoError(f"building the reference profile failed: {ref.error}")
+
+    def show(outcome: orchestration.RunOutcome) -> None:
+        if not outcome.success:
+            raise DemoError(f"materializing {outcome.partition} failed: {outcome.error}")
+        print(f"    {outcome.partition}: {outcome.status} ({outcome.seconds:.0f} s)", flush=True)
+
+    orchestration.materialize_days(
+        instance, days, raise_on_error=False, verbose=verbose, on_day=show
+    )
     step("evaluating the alert sensor")
-    orchestration.run_alert_sensor(instance)
+    orchestration.run_alert_sensor(instance, verbose=verbose)
     step("timeline")
-    from credit_drift.status import print_status
+    from credit_drift.console import how_to_run, print_status, shown_path
 
     print_status(settings)
+    home = shown_path(paths.home)
     print(
-        f"\nreports and plots: {settings.reports_dir}/<day>/ (evidently_report.html, *.png)\n"
-        f"Dagster UI on this state:  credit-drift ui --home {paths.home}\n"
-        f"  (then open http://127.0.0.1:3000, Assets -> drift_report -> partitions)\n"
+        f"\nreports and plots: {shown_path(settings.reports_dir)}/<day>/ "
+        "(evidently_report.html, *.png)\n"
+        f"Dagster UI on this state:  {how_to_run('ui', home)}\n"
+        "  then open http://127.0.0.1:3000: Assets -> drift_report -> Partitions\n"
+        f"the timeline again:        {how_to_run('status', home)}\n"
         f"total {step.elapsed():.0f} s"
     )
     return paths

@@ -161,7 +161,12 @@ class FeatureSchema:
                     np.float64, na_value=np.nan
                 )
             else:
-                text = col.map(lambda v: None if _is_missing(v) else category_text(v))
+                # An object Series: pandas 3 would infer its str dtype and turn None into NaN.
+                text = pd.Series(
+                    [None if _is_missing(v) else category_text(v) for v in col],
+                    index=col.index,
+                    dtype=object,
+                )
                 cat_cols[f.name] = text
                 matrix[:, j] = pd.Categorical(text, categories=list(f.categories)).codes
                 matrix[text.isna().to_numpy() | (matrix[:, j] < 0), j] = np.nan

@@ -1,10 +1,20 @@
-"""Every configurable value of credit-drift, read from the environment with documented defaults.
+"""Every configurable value of credit-drift, with documented defaults, read from the environment
+and from an optional project file.
 
-This module is the one place where defaults live: the README's configuration table mirrors
-`ENV_VARS` below, and no other module reads `os.environ` for project settings.
+This module is the one place where defaults live: the README's configuration table is generated
+from `ENV_VARS` below, and no other module reads `os.environ` for project settings.
+
+Where a value comes from, first match wins: the environment variable (when set and not empty),
+then the project file, then the default. The project file is the TOML file named by
+CREDIT_DRIFT_CONFIG, else `credit-drift.toml` in the current directory, else the
+`[tool.credit-drift]` table of `pyproject.toml` in the current directory. Its keys are the
+variables' names in lower case without the `CREDIT_DRIFT_` prefix (`training_data`,
+`target_column`, `database_url`...); relative paths in it are relative to the file.
 """
 
 import os
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -21,13 +31,27 @@ class EnvVar:
     name: str
     default: str
     help: str
+    #: A filesystem path: a relative value in the project file is relative to the file.
+    is_path: bool = False
+
+    @property
+    def key(self) -> str:
+        """The key of this setting in the project file."""
+        return self.name.removeprefix("CREDIT_DRIFT_").lower()
+
+
+#: Names the project file explicitly (it is itself never read from the project file).
+CONFIG_VAR = "CREDIT_DRIFT_CONFIG"
+PROJECT_FILE = "credit-drift.toml"
+PYPROJECT_TABLE = "credit-drift"
 
 
 ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "CREDIT_DRIFT_HOME",
         ".credit-drift",
-        "State directory: SQLite database, reports, plots, DAGSTER_HOME of the demo.",
+        "State directory: SQLite database, reports, plots, Dagster's DAGSTER_HOME.",
+        is_path=True,
     ),
     EnvVar(
         "DATABASE_URL",
@@ -38,25 +62,41 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CREDIT_DRIFT_DATA_DIR",
         "data",
         "Where generate-data writes train.parquet and pool.parquet.",
+        is_path=True,
     ),
     EnvVar(
         "CREDIT_DRIFT_ARTIFACTS_DIR",
         "artifacts",
         "Where train writes the model, feature list, threshold and metrics.",
+        is_path=True,
     ),
     EnvVar(
         "CREDIT_DRIFT_TRAINING_DATA",
         "$CREDIT_DRIFT_DATA_DIR/train.parquet",
         "Training set (CSV or Parquet) used by train and by the reference profile.",
+        is_path=True,
     ),
-    EnvVar("CREDIT_DRIFT_TARGET_COLUMN", "TARGET", "Binary target column of the training set."),
     EnvVar(
-        "CREDIT_DRIFT_ID_COLUMN", "SK_ID_CURR", "Id column of the training set (not a feature)."
+        "CREDIT_DRIFT_TARGET_COLUMN",
+        "TARGET",
+        "Target column of the training set: 0/1 (1 = default), or labels with POSITIVE_LABEL.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_POSITIVE_LABEL",
+        "",
+        "The target's value that means default when the target holds labels (e.g. bad); "
+        "empty: the target is 0/1.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_ID_COLUMN",
+        "SK_ID_CURR",
+        "Id column of the training set, not a feature. Optional: ignored if the file has none.",
     ),
     EnvVar(
         "CREDIT_DRIFT_CATEGORICAL_COLUMNS",
         "",
-        "Comma-separated columns to treat as categorical (string columns must be listed).",
+        "Comma-separated categorical columns, or auto: every non-numeric column. A string "
+        "column that is not categorical stops training.",
     ),
     EnvVar("CREDIT_DRIFT_COST_FN", "10", "Business cost of a missed default (false negative)."),
     EnvVar(
@@ -73,12 +113,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CREDIT_DRIFT_REPORTS_DIR",
         "$CREDIT_DRIFT_HOME/reports",
         "Evidently HTML reports and plots, one folder per day.",
+        is_path=True,
     ),
     EnvVar(
         "CREDIT_DRIFT_IO_BASE",
         "$CREDIT_DRIFT_HOME/io",
         "Where the daily assets keep each day's data between steps: a folder, or an fsspec URL "
         "(s3://, gs://, az://) that every process running them can reach.",
+        is_path=True,
     ),
     EnvVar(
         "CREDIT_DRIFT_PARTITIONS_START", "2026-11-01", "First day (UTC) of the daily partitions."
@@ -129,57 +171,122 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 
-def _raw(name: str, env: dict[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    var = next(v for v in ENV_VARS if v.name == name)
-    value = env.get(name, "")
-    return value if value != "" else var.default
+_BY_NAME = {v.name: v for v in ENV_VARS}
+_BY_KEY = {v.key: v for v in ENV_VARS}
+#: `CREDIT_DRIFT_CATEGORICAL_COLUMNS=auto`: every column that is not numeric is categorical.
+CATEGORICAL_AUTO = "auto"
 
 
-def _float(name: str, env: dict[str, str] | None) -> float:
-    raw = _raw(name, env)
+def find_project_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The project file in use: CREDIT_DRIFT_CONFIG, else ./credit-drift.toml, else
+    ./pyproject.toml when it has a [tool.credit-drift] table, else None."""
+    explicit = env.get(CONFIG_VAR, "")
+    if explicit:
+        path = Path(explicit).expanduser()
+        path = path if path.is_absolute() else cwd / path
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_VAR}={explicit!r}: no such file")
+        return path.resolve()
+    own = cwd / PROJECT_FILE
+    if own.is_file():
+        return own.resolve()
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file() and PYPROJECT_TABLE in _load_toml(pyproject).get("tool", {}):
+        return pyproject.resolve()
+    return None
+
+
+def _load_toml(path: Path) -> dict:
     try:
-        return float(raw)
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+
+
+def read_project_file(path: Path) -> dict[str, str]:
+    """The settings of a project file, as {variable name: raw string value}."""
+    doc = _load_toml(path)
+    if path.name == "pyproject.toml":
+        doc = doc.get("tool", {}).get(PYPROJECT_TABLE, {})
+    values: dict[str, str] = {}
+    for key, value in doc.items():
+        var = _BY_KEY.get(key)
+        if var is None:
+            raise SettingsError(
+                f"{path}: unknown setting {key!r}; known settings: {', '.join(sorted(_BY_KEY))}"
+            )
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, int | float | str):
+            text = str(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            text = ",".join(value)
+        else:
+            raise SettingsError(
+                f"{path}: {key} must be a string, a number, a boolean or a list of strings"
+            )
+        if var.is_path and text and not text.startswith("$"):
+            # Relative to the file, so that the same file works from any directory.
+            text = str((path.parent / Path(text).expanduser()).resolve())
+        values[var.name] = text
+    return values
+
+
+@dataclass(frozen=True)
+class RawSettings:
+    """The raw text of every setting and where it came from (environment, project file or
+    default). `Settings.from_env` parses these; `credit-drift env --current` shows them."""
+
+    env: Mapping[str, str]
+    project_file: Path | None
+    file_values: Mapping[str, str]
+
+    @classmethod
+    def read(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> "RawSettings":
+        env = os.environ if env is None else env
+        path = find_project_file(env, Path.cwd() if cwd is None else cwd)
+        return cls(env, path, read_project_file(path) if path else {})
+
+    def __call__(self, name: str) -> str:
+        value = self.env.get(name, "")
+        if value != "":
+            return value
+        return self.file_values.get(name, _BY_NAME[name].default)
+
+    def source(self, name: str) -> str:
+        if self.env.get(name, "") != "":
+            return "environment"
+        if name in self.file_values:
+            return str(self.project_file)
+        return "default"
+
+    def where(self, name: str) -> str:
+        """How to name a setting in an error message: as the user wrote it."""
+        if self.env.get(name, "") == "" and name in self.file_values:
+            return f"{_BY_NAME[name].key} (in {self.project_file})"
+        return name
+
+
+def _float(name: str, raw: RawSettings) -> float:
+    value = raw(name)
+    try:
+        return float(value)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+        raise SettingsError(f"{raw.where(name)}={value!r} is not a number") from exc
 
 
-def _positive_int(name: str, env: dict[str, str] | None) -> int:
-    raw = _raw(name, env)
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"{name}={raw!r} is not a positive integer")
-    return int(raw)
+def _positive_int(name: str, raw: RawSettings) -> int:
+    value = raw(name)
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{raw.where(name)}={value!r} is not a positive integer")
+    return int(value)
 
 
-def normalize_database_url(url: str) -> str:
-    """A bare postgresql:// (or postgres://) URL made explicit about its driver: SQLAlchemy 2.1
-    maps the bare form to psycopg 3, and psycopg2 is the one driver installed."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg2://" + url.split("://", 1)[1]
-    return url
-
-
-def _policy_name(raw: str) -> str:
-    if raw not in POLICY_PRESETS:
-        raise SettingsError(
-            f"CREDIT_DRIFT_POLICY={raw!r} is not a drift policy; use one of "
-            f"{', '.join(POLICY_PRESETS)}"
-        )
-    return raw
-
-
-def _io_base(raw: str) -> str:
-    """A folder (made absolute) or a URL with a scheme (kept as is)."""
-    if "://" in raw:
-        return raw
-    return str(Path(raw).expanduser().resolve())
-
-
-def _alert_severity(raw: str) -> str:
-    value = raw.upper()
-    if value not in ("ALERT", "WARNING"):
-        raise SettingsError(f"CREDIT_DRIFT_ALERT_SEVERITY={raw!r} must be ALERT or WARNING")
-    return value
+def _categorical(raw: RawSettings) -> tuple[str, ...] | str:
+    value = raw("CREDIT_DRIFT_CATEGORICAL_COLUMNS")
+    if value.strip().lower() == CATEGORICAL_AUTO:
+        return CATEGORICAL_AUTO
+    return tuple(c.strip() for c in value.split(",") if c.strip())
 
 
 @dataclass(frozen=True)
@@ -193,7 +300,8 @@ class Settings:
     training_data: Path
     target_column: str
     id_column: str
-    categorical_columns: tuple[str, ...]
+    #: Column names, or CATEGORICAL_AUTO (every non-numeric column).
+    categorical_columns: tuple[str, ...] | str
     cost_fn: float
     cost_fp: float
     train_threads: int
@@ -209,58 +317,69 @@ class Settings:
     api_key: str = field(default="", repr=False)
     allow_replay: bool = False
     alert_webhook_url: str = field(default="", repr=False)
+    positive_label: str = ""
+    project_file: Path | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, cwd: Path | None = None, **overrides
+    ) -> "Settings":
+        """Settings from `env` (default: the process environment) and the project file found
+        from `cwd` (default: the current directory); `overrides` replace fields."""
+        raw = RawSettings.read(env, cwd)
         # Absolute paths: Dagster runs and the API may start from another working directory.
-        home = Path(_raw("CREDIT_DRIFT_HOME", env)).expanduser().resolve()
-        data_dir = Path(_raw("CREDIT_DRIFT_DATA_DIR", env)).expanduser().resolve()
+        home = Path(raw("CREDIT_DRIFT_HOME")).expanduser().resolve()
+        data_dir = Path(raw("CREDIT_DRIFT_DATA_DIR")).expanduser().resolve()
 
         def expand(value: str) -> str:
             return value.replace("$CREDIT_DRIFT_HOME", str(home)).replace(
                 "$CREDIT_DRIFT_DATA_DIR", str(data_dir)
             )
 
-        database_url = normalize_database_url(expand(_raw("DATABASE_URL", env)))
-        warning = _float("CREDIT_DRIFT_WARNING_SHARE", env)
-        alert = _float("CREDIT_DRIFT_ALERT_SHARE", env)
+        database_url = normalize_database_url(expand(raw("DATABASE_URL")))
+        warning = _float("CREDIT_DRIFT_WARNING_SHARE", raw)
+        alert = _float("CREDIT_DRIFT_ALERT_SHARE", raw)
         if not 0 <= warning <= alert <= 1:
             raise SettingsError(
                 "CREDIT_DRIFT_WARNING_SHARE and CREDIT_DRIFT_ALERT_SHARE must satisfy "
                 f"0 <= warning <= alert <= 1 (got {warning}, {alert})"
             )
-        min_rows_raw = _raw("CREDIT_DRIFT_MIN_WINDOW_ROWS", env)
+        min_rows_raw = raw("CREDIT_DRIFT_MIN_WINDOW_ROWS")
         if not min_rows_raw.isdigit():
-            raise SettingsError(f"CREDIT_DRIFT_MIN_WINDOW_ROWS={min_rows_raw!r} is not an integer")
-        cats = tuple(
-            c.strip() for c in _raw("CREDIT_DRIFT_CATEGORICAL_COLUMNS", env).split(",") if c.strip()
-        )
+            raise SettingsError(
+                f"{raw.where('CREDIT_DRIFT_MIN_WINDOW_ROWS')}={min_rows_raw!r} is not an integer"
+            )
+        severity = raw("CREDIT_DRIFT_ALERT_SEVERITY")
+        if severity.upper() not in ("ALERT", "WARNING"):
+            raise SettingsError(
+                f"{raw.where('CREDIT_DRIFT_ALERT_SEVERITY')}={severity!r} must be ALERT or WARNING"
+            )
         values = dict(
             home=home,
             database_url=database_url,
             data_dir=data_dir,
-            artifacts_dir=Path(_raw("CREDIT_DRIFT_ARTIFACTS_DIR", env)).expanduser().resolve(),
-            training_data=Path(expand(_raw("CREDIT_DRIFT_TRAINING_DATA", env)))
-            .expanduser()
-            .resolve(),
-            target_column=_raw("CREDIT_DRIFT_TARGET_COLUMN", env),
-            id_column=_raw("CREDIT_DRIFT_ID_COLUMN", env),
-            categorical_columns=cats,
-            cost_fn=_float("CREDIT_DRIFT_COST_FN", env),
-            cost_fp=_float("CREDIT_DRIFT_COST_FP", env),
-            train_threads=_positive_int("CREDIT_DRIFT_TRAIN_THREADS", env),
-            reports_dir=Path(expand(_raw("CREDIT_DRIFT_REPORTS_DIR", env))).expanduser().resolve(),
-            io_base=_io_base(expand(_raw("CREDIT_DRIFT_IO_BASE", env))),
-            partitions_start=_raw("CREDIT_DRIFT_PARTITIONS_START", env),
-            backfill_days_per_run=_positive_int("CREDIT_DRIFT_BACKFILL_DAYS_PER_RUN", env),
+            artifacts_dir=Path(raw("CREDIT_DRIFT_ARTIFACTS_DIR")).expanduser().resolve(),
+            training_data=Path(expand(raw("CREDIT_DRIFT_TRAINING_DATA"))).expanduser().resolve(),
+            target_column=raw("CREDIT_DRIFT_TARGET_COLUMN"),
+            positive_label=raw("CREDIT_DRIFT_POSITIVE_LABEL"),
+            id_column=raw("CREDIT_DRIFT_ID_COLUMN"),
+            categorical_columns=_categorical(raw),
+            cost_fn=_float("CREDIT_DRIFT_COST_FN", raw),
+            cost_fp=_float("CREDIT_DRIFT_COST_FP", raw),
+            train_threads=_positive_int("CREDIT_DRIFT_TRAIN_THREADS", raw),
+            reports_dir=Path(expand(raw("CREDIT_DRIFT_REPORTS_DIR"))).expanduser().resolve(),
+            io_base=_io_base(expand(raw("CREDIT_DRIFT_IO_BASE"))),
+            partitions_start=raw("CREDIT_DRIFT_PARTITIONS_START"),
+            backfill_days_per_run=_positive_int("CREDIT_DRIFT_BACKFILL_DAYS_PER_RUN", raw),
             warning_share=warning,
             alert_share=alert,
             min_window_rows=int(min_rows_raw),
-            policy=_policy_name(_raw("CREDIT_DRIFT_POLICY", env)),
-            alert_severity=_alert_severity(_raw("CREDIT_DRIFT_ALERT_SEVERITY", env)),
-            api_key=_raw("CREDIT_DRIFT_API_KEY", env),
-            allow_replay=_raw("CREDIT_DRIFT_ALLOW_REPLAY", env).lower() in ("1", "true", "yes"),
-            alert_webhook_url=_raw("CREDIT_DRIFT_ALERT_WEBHOOK_URL", env),
+            policy=_policy_name(raw),
+            alert_severity=severity.upper(),
+            api_key=raw("CREDIT_DRIFT_API_KEY"),
+            allow_replay=raw("CREDIT_DRIFT_ALLOW_REPLAY").lower() in ("1", "true", "yes"),
+            alert_webhook_url=raw("CREDIT_DRIFT_ALERT_WEBHOOK_URL"),
+            project_file=raw.project_file,
         )
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
@@ -268,9 +387,77 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def environment(self) -> dict[str, str]:
+        """Environment variables that reproduce these settings in another process, whatever
+        its working directory (absolute paths; the project file is already applied)."""
+        categorical = self.categorical_columns
+        return {
+            "CREDIT_DRIFT_HOME": str(self.home),
+            "DATABASE_URL": self.database_url,
+            "CREDIT_DRIFT_DATA_DIR": str(self.data_dir),
+            "CREDIT_DRIFT_ARTIFACTS_DIR": str(self.artifacts_dir),
+            "CREDIT_DRIFT_TRAINING_DATA": str(self.training_data),
+            "CREDIT_DRIFT_TARGET_COLUMN": self.target_column,
+            "CREDIT_DRIFT_POSITIVE_LABEL": self.positive_label,
+            "CREDIT_DRIFT_ID_COLUMN": self.id_column,
+            "CREDIT_DRIFT_CATEGORICAL_COLUMNS": (
+                categorical if isinstance(categorical, str) else ",".join(categorical)
+            ),
+            "CREDIT_DRIFT_COST_FN": repr(self.cost_fn),
+            "CREDIT_DRIFT_COST_FP": repr(self.cost_fp),
+            "CREDIT_DRIFT_TRAIN_THREADS": str(self.train_threads),
+            "CREDIT_DRIFT_REPORTS_DIR": str(self.reports_dir),
+            "CREDIT_DRIFT_IO_BASE": self.io_base,
+            "CREDIT_DRIFT_PARTITIONS_START": self.partitions_start,
+            "CREDIT_DRIFT_BACKFILL_DAYS_PER_RUN": str(self.backfill_days_per_run),
+            "CREDIT_DRIFT_WARNING_SHARE": repr(self.warning_share),
+            "CREDIT_DRIFT_ALERT_SHARE": repr(self.alert_share),
+            "CREDIT_DRIFT_MIN_WINDOW_ROWS": str(self.min_window_rows),
+            "CREDIT_DRIFT_POLICY": self.policy,
+            "CREDIT_DRIFT_ALERT_SEVERITY": self.alert_severity,
+            "CREDIT_DRIFT_API_KEY": self.api_key,
+            "CREDIT_DRIFT_ALLOW_REPLAY": "1" if self.allow_replay else "0",
+            "CREDIT_DRIFT_ALERT_WEBHOOK_URL": self.alert_webhook_url,
+        }
+
+
+def normalize_database_url(url: str) -> str:
+    """A bare postgresql:// (or postgres://) URL made explicit about its driver: SQLAlchemy 2.1
+    maps the bare form to psycopg 3, and psycopg2 is the one driver installed."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def _policy_name(raw: "RawSettings") -> str:
+    value = raw("CREDIT_DRIFT_POLICY")
+    if value not in POLICY_PRESETS:
+        raise SettingsError(
+            f"{raw.where('CREDIT_DRIFT_POLICY')}={value!r} is not a drift policy; use one of "
+            f"{', '.join(POLICY_PRESETS)}"
+        )
+    return value
+
+
+def _io_base(value: str) -> str:
+    """A folder (made absolute) or a URL with a scheme (kept as is)."""
+    if "://" in value:
+        return value
+    return str(Path(value).expanduser().resolve())
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit to print: its password (if any) replaced by ***."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
 
 def env_table_markdown() -> str:
     """The README's configuration table, generated so that it cannot drift from the code."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{v.name}` | `{v.default}` | {v.help} |" for v in ENV_VARS]
+    rows = ["| variable | project file key | default | meaning |", "|---|---|---|---|"]
+    rows += [f"| `{v.name}` | `{v.key}` | `{v.default}` | {v.help} |" for v in ENV_VARS]
     return "\n".join(rows)

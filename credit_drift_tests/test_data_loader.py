@@ -158,3 +158,66 @@ def test_load_pool_returns_schema_order_and_checks_columns(tmp_path):
     wider = FeatureSchema.numeric(["income", "debt"])
     with pytest.raises(TrainingDataError, match="'debt'"):
         load_pool(path, wider)
+
+
+def test_labelled_target_with_a_positive_label(tmp_path):
+    frame = _frame()
+    frame["default"] = np.where(frame["default"] == 1, "bad", "good")
+    path = _write(frame, tmp_path / "t.csv")
+    data = load_training_data(path, "default", "client", ["segment"], positive_label="bad")
+    assert data.y.tolist() == (frame["default"] == "bad").astype(int).tolist()
+    # Without the label, the error says how to give it.
+    with pytest.raises(TrainingDataError, match="--positive-label"):
+        load_training_data(path, "default", "client", ["segment"])
+    with pytest.raises(TrainingDataError, match=r"'defaulted'.*values are 'bad', 'good'"):
+        load_training_data(path, "default", "client", ["segment"], positive_label="defaulted")
+
+
+def test_positive_label_needs_exactly_two_labels(tmp_path):
+    frame = _frame(42)
+    frame["default"] = ["bad", "good", "unknown"] * 14
+    path = _write(frame, tmp_path / "t.parquet")
+    with pytest.raises(TrainingDataError, match="exactly two labels.*3: 'bad', 'good', 'unknown'"):
+        load_training_data(path, "default", "client", ["segment"], positive_label="bad")
+
+
+def test_numeric_labels_with_a_positive_label(tmp_path):
+    frame = _frame()
+    frame["default"] = np.where(frame["default"] == 1, 2, 1)  # 1 = repaid, 2 = defaulted
+    path = _write(frame, tmp_path / "t.csv")
+    data = load_training_data(path, "default", "client", ["segment"], positive_label="2")
+    assert data.y.tolist() == (frame["default"] == 2).astype(int).tolist()
+
+
+def test_categorical_auto_takes_every_text_column(tmp_path):
+    frame = _frame()
+    frame["region"] = np.where(frame["age"] > 40, "north", "south")
+    path = _write(frame, tmp_path / "t.csv")
+    data = load_training_data(path, "default", "client", "auto")
+    assert data.schema.categorical_names == ["segment", "region"]
+    assert data.schema.spec("income").kind == "numeric"
+    assert data.schema.spec("has_car").kind == "numeric"
+
+
+def test_every_text_column_is_listed_ready_to_paste(tmp_path):
+    frame = _frame()
+    texts = [f"text_{i}" for i in range(12)]
+    for name in texts:
+        frame[name] = "x"
+    path = _write(frame, tmp_path / "t.parquet")
+    with pytest.raises(TrainingDataError) as err:
+        load_training_data(path, "default", "client")
+    message = str(err.value)
+    assert "13 column(s) are not numeric" in message
+    assert "CREDIT_DRIFT_CATEGORICAL_COLUMNS=segment," + ",".join(texts) + " " in message
+    assert "--categorical auto" in message and "..." not in message
+
+
+def test_missing_target_lists_every_column(tmp_path):
+    frame = _frame()
+    for i in range(20):
+        frame[f"extra_{i}"] = 1.0
+    path = _write(frame.drop(columns="default"), tmp_path / "t.parquet")
+    with pytest.raises(TrainingDataError) as err:
+        load_training_data(path, "default", "client")
+    assert "'extra_19'" in str(err.value) and "..." not in str(err.value)

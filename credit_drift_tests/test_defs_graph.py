@@ -121,8 +121,8 @@ def test_jobs_sensors_resources_resolve():
 
 
 def _dagster_env(tmp_path):
-    # A fresh DAGSTER_HOME with default (SQLite) storage. Without one, Dagster would pick up the
-    # production dagster.yaml of the working directory, which needs DAGSTER_PG_URL.
+    # A fresh DAGSTER_HOME with default (SQLite) storage: without one, Dagster uses a temporary
+    # instance deleted on exit.
     home = tmp_path / "dagster_home"
     home.mkdir()
     return {**os.environ, "DAGSTER_HOME": str(home)}
@@ -167,11 +167,12 @@ def test_no_import_time_side_effects(tmp_path):
 
 
 def test_the_production_instance_configuration_loads(postgres_url, tmp_path, monkeypatch):
-    """The repository's dagster.yaml on a real PostgreSQL: storage, run queue, pool limit and
+    """deploy/dagster.yaml on a real PostgreSQL: storage, run queue, pool limit and
     run monitoring as the README describes them."""
     import shutil
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    production = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+    shutil.copy(production, tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_PG_URL", postgres_url)
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -296,7 +296,7 @@ def test_only_the_shifted_features_are_flagged_and_an_old_schema_is_named(shifte
 
 def test_dagster_cli_materializes_a_partition_on_a_fresh_dagster_home(project, tmp_path):
     """`dagster asset materialize -m ... --select ... --partition ...`, as the README says, in a
-    fresh DAGSTER_HOME and outside the repository (whose dagster.yaml is the production one)."""
+    fresh DAGSTER_HOME and outside the repository."""
     import os
     import subprocess
     import sys

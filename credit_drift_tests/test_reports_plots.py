@@ -232,3 +232,13 @@ def test_figure_markdown_rejects_a_non_png(tmp_path):
     bad.write_text("not an image")
     with pytest.raises(ValueError, match="not a PNG"):
         figure_markdown(bad)
+
+
+def test_operational_panel_of_one_instant_warns_about_nothing(meta, tmp_path):
+    # One /predict/batch request logs its rows at the same instant: a zero-width date axis.
+    import warnings
+
+    instant = meta.assign(created_at=meta["created_at"].iloc[0]).iloc[:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's AutoDateLocator UserWarning fails it
+        assert_png(plot_operational(instant, 0.494, tmp_path / "ops.png"))

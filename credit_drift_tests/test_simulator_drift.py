@@ -17,6 +17,7 @@ from credit_drift.data.generator import (
 from credit_drift.simulator.drift import (
     DEFAULT_DRIFT_CONFIG,
     DRIFT_KINDS,
+    ColumnStats,
     DriftError,
     apply_drift,
     matching_columns,
@@ -182,3 +183,76 @@ def test_columns_absent_from_a_users_frame_are_skipped():
     assert out["OTHER"].tolist() == ["a", "b"]
     broken = apply_drift(frame, "correlation_break", 1.0, _rng())
     assert sorted(broken["OTHER"]) == ["a", "b"]
+
+
+# -- generic kinds: any schema ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def own() -> pd.DataFrame:
+    """A user's schema: numeric, integer, flag and text columns, some values missing."""
+    rng = np.random.default_rng(4)
+    n = 2_000
+    income = rng.lognormal(10, 0.5, n)
+    income[:50] = np.nan
+    return pd.DataFrame(
+        {
+            "income": income,
+            "age": rng.integers(20, 70, n),
+            "flag": (rng.random(n) < 0.3).astype(np.int64),
+            "segment": pd.Series(rng.choice(["retail", "sme", "premium"], n, p=[0.6, 0.3, 0.1])),
+        }
+    )
+
+
+def test_shift_moves_numeric_columns_by_a_fraction_of_the_spread(own):
+    stats = ColumnStats.of(own)
+    out = apply_drift(own, "shift", 0.5, _rng(), stats=stats)
+    for column in ("income", "age"):
+        delta = (out[column] - own[column]).dropna()
+        np.testing.assert_allclose(delta, 0.5 * np.nanstd(own[column].to_numpy(float)))
+    assert out["income"].isna().sum() == 50  # missing stays missing
+    # Flags and text are not numeric measurements to shift.
+    assert out["flag"].equals(own["flag"]) and out["segment"].equals(own["segment"])
+    assert _ks(out["age"], own["age"]) > 0.1
+
+
+def test_scale_spreads_around_the_population_mean(own):
+    stats = ColumnStats.of(own)
+    out = apply_drift(own, "scale", 0.5, _rng(), stats=stats)
+    ratio = np.nanstd(out["income"].to_numpy(float)) / np.nanstd(own["income"].to_numpy(float))
+    assert ratio == pytest.approx(1.5)
+    assert np.nanmean(out["income"].to_numpy(float)) == pytest.approx(stats.mean["income"])
+
+
+def test_category_mix_raises_the_rarest_category(own):
+    out = apply_drift(own, "category_mix", 0.3, _rng())
+    before = own["segment"].value_counts(normalize=True)
+    after = out["segment"].value_counts(normalize=True)
+    assert after["premium"] == pytest.approx(
+        before["premium"] + 0.3 * (1 - before["premium"]), abs=0.03
+    )
+    assert set(out["segment"]) == {"retail", "sme", "premium"}
+    assert out["income"].equals(own["income"])
+
+
+def test_missing_blanks_a_share_of_every_column(own):
+    out = apply_drift(own, "missing", 0.25, _rng())
+    for column in own.columns:
+        added = out[column].isna().sum() - own[column].isna().sum()
+        assert 0.2 * len(own) < added <= 0.25 * len(own), column
+
+
+def test_generic_kinds_on_named_columns_only(own):
+    out = apply_drift(own, "missing", 0.5, _rng(), columns=["segment"])
+    assert out["segment"].isna().sum() == 1000
+    assert out.drop(columns="segment").equals(own.drop(columns="segment"))
+    with pytest.raises(DriftError, match="shift applies to numeric columns.*'segment'"):
+        apply_drift(own, "shift", 0.5, _rng(), columns=["segment"])
+    with pytest.raises(DriftError, match="no column.*'salary'"):
+        apply_drift(own, "shift", 0.5, _rng(), columns=["salary"])
+    with pytest.raises(DriftError, match="gradual: columns and column_share apply to"):
+        apply_drift(own, "gradual", 0.5, _rng(), columns=["income"])
+
+
+def test_home_credit_kinds_change_nothing_on_another_schema(own):
+    for kind in ("gradual", "sudden", "feature_shift", "correlation_break"):
+        assert apply_drift(own, kind, 0.7, _rng()).equals(own), kind

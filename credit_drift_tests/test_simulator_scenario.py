@@ -11,6 +11,7 @@ import pytest
 
 from credit_drift.data.generator import FEATURE_NAMES, generate_applications
 from credit_drift.features import FeatureSchema
+from credit_drift.simulator.drift import DRIFT_KINDS
 from credit_drift.simulator.scenario import (
     DEFAULT_BATCH_SIZE,
     BatchSpec,
@@ -18,6 +19,7 @@ from credit_drift.simulator.scenario import (
     ScenarioError,
     available_scenarios,
     default_scenario,
+    inert_batches,
     load_scenario,
     parse_interval,
     plan_traffic,
@@ -51,7 +53,59 @@ def test_shipped_scenarios_load_and_cover_every_drift_kind():
     names = available_scenarios()
     assert {"notebook", "feature_shift", "correlation_break"} <= set(names)
     kinds = {b.kind for n in names for b in load_scenario(n).batches}
-    assert kinds == {"clean", "gradual", "sudden", "feature_shift", "correlation_break"}
+    # category_mix needs text columns, which the synthetic data has none of (it one-hot encodes).
+    assert kinds == set(DRIFT_KINDS) - {"category_mix"}
+
+
+def test_every_shipped_scenario_changes_the_synthetic_data(pool):
+    for name in available_scenarios():
+        assert inert_batches(pool, load_scenario(name)) == [], name
+
+
+def test_home_credit_kinds_on_another_schema_are_found_inert():
+    rng = np.random.default_rng(0)
+    own = pd.DataFrame(
+        {
+            "income": rng.lognormal(10, 0.5, 300),
+            "flag": rng.random(300) < 0.5,
+            "segment": rng.choice(["a", "b", "c"], 300),
+        }
+    )
+    notebook = load_scenario("notebook")
+    assert inert_batches(own, notebook) == [3, 4, 5, 6, 7]  # gradual and sudden: 0-based
+    assert inert_batches(own, load_scenario("generic")) == []
+    only_numeric = own[["income"]]  # (a bool flag is a two-category column to category_mix)
+    mix = Scenario("m", (BatchSpec("clean"), BatchSpec("category_mix", 0.5)))
+    assert inert_batches(only_numeric, mix) == [1]
+    assert inert_batches(own, mix) == []
+
+
+def test_generic_batches_take_columns_or_a_share(pool, tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(
+        json.dumps(
+            {
+                "batches": [
+                    {"kind": "shift", "intensity": 0.5, "columns": ["AMT_CREDIT"]},
+                    {"kind": "shift", "intensity": 0.5, "column_share": 0.1},
+                    {"kind": "shift", "intensity": 0.7, "column_share": 0.1},
+                ]
+            }
+        )
+    )
+    scenario = load_scenario(path)
+    assert Scenario.from_dict(json.loads(scenario.to_json())) == scenario
+    one, share_a, share_b = plan_traffic(pool, scenario, batch_size=400, seed=1)
+    clean = [pool.iloc[b.pool_rows].reset_index(drop=True) for b in (one, share_a, share_b)]
+    changed = [
+        {c for c in b.frame.columns if not b.frame[c].equals(c0[c])}
+        for b, c0 in zip((one, share_a, share_b), clean, strict=True)
+    ]
+    assert changed[0] == {"AMT_CREDIT"}
+    # A share is a fixed set of columns: the same ones for every batch.
+    assert changed[1] == changed[2] and 10 < len(changed[1]) < 100
+    std = pool["AMT_CREDIT"].std(ddof=0)
+    np.testing.assert_allclose(one.frame["AMT_CREDIT"] - clean[0]["AMT_CREDIT"], 0.5 * std)
 
 
 def test_plan_draws_batch_size_rows_per_batch_without_reuse(pool):
@@ -163,6 +217,16 @@ def test_a_user_scenario_file_round_trips(tmp_path, pool):
         ([{"intensity": 0.1}], "batch 1: missing 'kind'"),
         ([{"kind": "clean", "day": "tomorrow"}], "not an ISO date"),
         ([{"kind": "clean", "size": 0}], "size 0 must be a positive"),
+        (
+            [{"kind": "sudden", "intensity": 0.5, "columns": ["x"]}],
+            "sudden: columns and column_share",
+        ),
+        ([{"kind": "shift", "intensity": 0.5, "column_share": 0}], r"column_share 0 must be"),
+        ([{"kind": "shift", "intensity": 0.5, "columns": "AMT_CREDIT"}], "list of column names"),
+        (
+            [{"kind": "missing", "intensity": 0.5, "columns": ["a"], "column_share": 0.5}],
+            "either columns or column_share",
+        ),
         ([], "'batches' must be a non-empty list"),
     ],
 )

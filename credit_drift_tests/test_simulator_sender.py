@@ -244,3 +244,28 @@ def test_cli_simulate_replay_and_http(
     assert main(["simulate", *bulk, "--pool", str(pool_path)]) == 0
     assert _days(sqlite_url, "bulk") == _expected_days(3, 40)
     assert "120 predictions on 3 days" in capsys.readouterr().out
+
+
+def test_a_scenario_that_changes_nothing_is_warned_about(capsys):
+    import pandas as pd
+
+    from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG
+    from credit_drift.simulator.scenario import load_scenario
+    from credit_drift.simulator.sender import warn_inert_batches
+
+    rng = np.random.default_rng(0)
+    own = pd.DataFrame({"income": rng.lognormal(10, 0.5, 300), "age": rng.integers(20, 70, 300)})
+    assert warn_inert_batches(own, default_scenario(), None, DEFAULT_DRIFT_CONFIG) == [
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("credit-drift: warning: batch 4 (gradual 0.1)")
+    assert "batch 8 (sudden 0.7) change nothing" in err and "--scenario generic" in err
+    # Only the batches that will be sent are checked.
+    assert warn_inert_batches(own, default_scenario(), 3, DEFAULT_DRIFT_CONFIG) == []
+    assert warn_inert_batches(own, load_scenario("generic"), None, DEFAULT_DRIFT_CONFIG) == []
+    assert capsys.readouterr().err == ""

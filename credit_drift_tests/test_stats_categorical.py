@@ -62,3 +62,22 @@ def test_not_testable_without_seen_values_or_with_one_category(ref):
     assert empty.n_current == 0 and math.isnan(empty.unseen_share)
     single = compare_categorical(CategoricalReference(("a",), np.array([5]), 0), ["a", "a"])
     assert math.isnan(single.p_value) and single.jensen_shannon == 0.0
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        ["zz"] * 10,  # nothing but an unseen category
+        ["a"] * 5 + ["zz"] * 5,  # seen and unseen, "b" and "c" absent
+        ["zz", None, None],
+        [None] * 4,
+        [],
+    ],
+)
+def test_unseen_categories_raise_no_numpy_or_scipy_warning(ref, window):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a divide-by-zero RuntimeWarning fails the test
+        compare_categorical(ref, pd.Series(window, dtype=object))
+        compare_categorical(CategoricalReference(("a",), np.array([7]), 0), window)

@@ -2,9 +2,12 @@
 `TrainingData`, and reading a pool of applications in a model's feature order.
 
 Every failure is a `TrainingDataError` whose message names the file and the offending column and
-says what to do. Columns: the target (binary 0/1), an optional id column (not a feature), the
-declared categorical columns (`FeatureSpec(kind="categorical")` with their sorted distinct
-non-missing values as strings) and every other column, which must be numeric (bools allowed).
+says what to do. Columns: the target (binary 0/1, or two labels one of which is named as the
+positive one, e.g. good/bad with `positive_label="bad"`), an optional id column (not a feature;
+ignored when the file has no such column), the categorical columns (declared by name, or
+`"auto"`: every column that is not numeric; `FeatureSpec(kind="categorical")` with their sorted
+distinct non-missing values as strings) and every other column, which must be numeric (bools
+allowed).
 """
 
 import os
@@ -17,11 +20,12 @@ import pandas as pd
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.features import FeatureSchema, FeatureSpec, category_text
+from credit_drift.settings import CATEGORICAL_AUTO
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-# How many column names an error message lists before "...".
-_SHOW = 8
+#: Distinct target values an error message shows.
+_SHOW_VALUES = 10
 
 
 class TrainingDataError(CreditDriftError, ValueError):
@@ -74,7 +78,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise TrainingDataError(f"{path} has a header but no rows")
     duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if duplicated:
-        raise TrainingDataError(f"{path} has duplicated columns: {duplicated[:_SHOW]}")
+        raise TrainingDataError(f"{path} has duplicated columns: {_names(duplicated)}")
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
@@ -83,21 +87,38 @@ def load_training_data(
     path: str | os.PathLike,
     target_column: str,
     id_column: str | None,
-    categorical_columns: Sequence[str] = (),
+    categorical_columns: Sequence[str] | str = (),
+    positive_label: str | None = None,
 ) -> TrainingData:
-    """Read and validate a training set (see the module docstring for the rules)."""
+    """Read and validate a training set (see the module docstring for the rules).
+
+    categorical_columns: names, or "auto" (every non-numeric feature column).
+    positive_label: when the target holds labels, the one that means default (its rows get
+        y = 1, the other label's y = 0); None or "" for a 0/1 target."""
     path = Path(path)
     frame = read_table(path)
     columns = list(frame.columns)
 
     if target_column not in frame.columns:
         raise TrainingDataError(
-            f"{path} has no target column {target_column!r} (columns: {_preview(columns)}); "
-            "set CREDIT_DRIFT_TARGET_COLUMN (or --target) to the name of your 0/1 default column"
+            f"{path} has no target column {target_column!r} (columns: {_names(columns)}); "
+            "set CREDIT_DRIFT_TARGET_COLUMN (or --target) to the name of your default column"
         )
-    y = _binary_target(frame[target_column], target_column, path)
+    if positive_label:
+        y = _labelled_target(frame[target_column], target_column, positive_label, path)
+    else:
+        y = _binary_target(frame[target_column], target_column, path)
 
-    categorical = list(dict.fromkeys(categorical_columns))
+    if isinstance(categorical_columns, str):
+        if categorical_columns != CATEGORICAL_AUTO:
+            raise ValueError(f"categorical_columns must be names or {CATEGORICAL_AUTO!r}")
+        categorical = [
+            c
+            for c in columns
+            if c not in (target_column, id_column) and _as_float(frame[c]) is None
+        ]
+    else:
+        categorical = list(dict.fromkeys(categorical_columns))
     for name in categorical:
         if name == target_column or (id_column and name == id_column):
             raise TrainingDataError(
@@ -107,8 +128,8 @@ def load_training_data(
     absent = [c for c in categorical if c not in frame.columns]
     if absent:
         raise TrainingDataError(
-            f"{path} lacks the declared categorical column(s) {absent} "
-            f"(columns: {_preview(columns)}); fix CREDIT_DRIFT_CATEGORICAL_COLUMNS"
+            f"{path} lacks the declared categorical column(s) {_names(absent)} "
+            f"(columns: {_names(columns)}); fix CREDIT_DRIFT_CATEGORICAL_COLUMNS"
         )
 
     ids = frame[id_column].reset_index(drop=True) if id_column in frame.columns else None
@@ -149,10 +170,12 @@ def load_training_data(
         data[name] = pd.Series(numeric, name=name)
     if bad_types:
         examples = ", ".join(f"{n!r} = {_example_text(frame[n])}" for n in bad_types[:3])
+        declared = [c for c in categorical if c in feature_names]
         raise TrainingDataError(
-            f"{path}: column(s) {bad_types[:_SHOW]}{' ...' if len(bad_types) > _SHOW else ''} "
-            f"are not numeric (e.g. {examples}); add them to CREDIT_DRIFT_CATEGORICAL_COLUMNS "
-            "(or --categorical) to use them as categorical features, or drop them from the file"
+            f"{path}: {len(bad_types)} column(s) are not numeric (e.g. {examples}). To use them "
+            "as categorical features, set CREDIT_DRIFT_CATEGORICAL_COLUMNS="
+            f"{','.join(declared + bad_types)} (or --categorical with that list, or "
+            "--categorical auto for every non-numeric column); or drop them from the file"
         )
     schema = FeatureSchema(tuple(specs))
     X = pd.DataFrame({n: data[n].reset_index(drop=True) for n in schema.names})
@@ -167,7 +190,7 @@ def load_pool(path: str | os.PathLike, schema: FeatureSchema) -> pd.DataFrame:
     missing = [n for n in schema.names if n not in frame.columns]
     if missing:
         raise TrainingDataError(
-            f"{path} lacks {len(missing)} of the model's features: {_preview(missing)}"
+            f"{path} lacks {len(missing)} of the model's features: {_names(missing)}"
         )
     out = {}
     for spec in schema.features:
@@ -197,9 +220,15 @@ def _binary_target(col: pd.Series, name: str, path: Path) -> pd.Series:
     ok = numeric is not None and np.isin(numeric, (0.0, 1.0)).all()
     if not ok:
         shown = sorted(map(repr, values[:10].tolist()))
+        hint = ""
+        if len(values) == 2:
+            hint = (
+                "; if one of these labels means default, name it with --positive-label "
+                "(or CREDIT_DRIFT_POSITIVE_LABEL)"
+            )
         raise TrainingDataError(
             f"{path}: target column {name!r} must be binary 0/1 (1 = default); it has "
-            f"{len(values)} distinct value(s), e.g. {', '.join(shown)}"
+            f"{len(values)} distinct value(s), e.g. {', '.join(shown)}{hint}"
         )
     y = pd.Series(numeric.astype(np.int64), name=name)
     if y.nunique() < 2:
@@ -208,6 +237,31 @@ def _binary_target(col: pd.Series, name: str, path: Path) -> pd.Series:
             "training needs both defaults (1) and repaid loans (0)"
         )
     return y
+
+
+def _labelled_target(col: pd.Series, name: str, positive: str, path: Path) -> pd.Series:
+    """y = 1 where the target's text is `positive`, 0 where it is the one other label."""
+    missing = col.map(_missing).to_numpy(dtype=bool)
+    if missing.any():
+        raise TrainingDataError(
+            f"{path}: target column {name!r} has {int(missing.sum())} missing value(s) "
+            f"(first at row {int(np.argmax(missing))}); every training row needs a label"
+        )
+    text = col.map(category_text)
+    labels = sorted(set(text))
+    if positive not in labels:
+        raise TrainingDataError(
+            f"{path}: the positive label {positive!r} (CREDIT_DRIFT_POSITIVE_LABEL or "
+            f"--positive-label) is not a value of the target column {name!r}, whose values "
+            f"are {_names(labels[:_SHOW_VALUES])}{' ...' if len(labels) > _SHOW_VALUES else ''}"
+        )
+    if len(labels) != 2:
+        raise TrainingDataError(
+            f"{path}: target column {name!r} must hold exactly two labels (one meaning "
+            f"default); it has {len(labels)}: {_names(labels[:_SHOW_VALUES])}"
+            f"{' ...' if len(labels) > _SHOW_VALUES else ''}"
+        )
+    return pd.Series((text == positive).to_numpy(np.int64), name=name)
 
 
 def _as_float(col: pd.Series) -> np.ndarray | None:
@@ -241,6 +295,6 @@ def _example_text(col: pd.Series) -> str:
     return repr(col.dropna().iloc[0]) if col.notna().any() else "only missing values"
 
 
-def _preview(names: Sequence[str]) -> str:
-    shown = ", ".join(repr(n) for n in names[:_SHOW])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOW else "")
+def _names(names: Sequence[str]) -> str:
+    # Every name: a message listing columns must be usable as it is (searched, pasted).
+    return ", ".join(repr(n) for n in names)

@@ -70,6 +70,7 @@ class ProjectResource(dg.ConfigurableResource):
     reports_dir: str
     target_column: str = "TARGET"
     id_column: str = "SK_ID_CURR"
+    positive_label: str = ""
     policy: str = "default"
     warning_share: float = DEFAULT_WARNING_SHARE
     alert_share: float = DEFAULT_ALERT_SHARE
@@ -96,6 +97,7 @@ class ProjectResource(dg.ConfigurableResource):
             alert_webhook_url=self.alert_webhook_url,
             evidently_max_columns=self.evidently_max_columns,
             evidently_all_columns=self.evidently_all_columns,
+            positive_label=self.positive_label,
         )
 
     def artifacts(self):
@@ -123,6 +125,7 @@ def resources_from_settings(settings: Settings | None = None, **project: Any) ->
         reports_dir=str(settings.reports_dir),
         target_column=settings.target_column,
         id_column=settings.id_column,
+        positive_label=settings.positive_label,
         policy=settings.policy,
         warning_share=settings.warning_share,
         alert_share=settings.alert_share,

@@ -11,6 +11,7 @@ those of the model that is shipped.
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import lightgbm as lgb
@@ -113,8 +114,11 @@ def train_model(
     seed: int = 42,
     test_size: float = 0.2,
     config: TrainConfig = TrainConfig(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> ModelArtifacts:
-    """Fit, evaluate on the held-out split and choose the threshold (see the module docstring)."""
+    """Fit, evaluate on the held-out split and choose the threshold (see the module docstring).
+
+    progress: called after each boosting round with (rounds done, rounds in all)."""
     _check_costs(cost_fn, cost_fp)
     if not 0 < test_size < 1:
         raise TrainingError(f"test_size must be between 0 and 1, got {test_size}")
@@ -137,7 +141,10 @@ def train_model(
     frame.columns = lightgbm_feature_names(schema)
     started = time.perf_counter()
     classifier = config.classifier(seed)
-    classifier.fit(frame.iloc[idx_train], y[idx_train])
+    callbacks = []
+    if progress is not None:
+        callbacks.append(lambda env: progress(env.iteration + 1, env.end_iteration))
+    classifier.fit(frame.iloc[idx_train], y[idx_train], callbacks=callbacks)
     training_seconds = time.perf_counter() - started
     booster = classifier.booster_
 

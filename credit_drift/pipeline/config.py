@@ -9,12 +9,12 @@ from credit_drift.stats.policy import DriftPolicy, get_policy
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """artifacts_dir / training_data / target_column / id_column: what the reference profile is
-    fitted on; reports_dir: where each day's Evidently HTML and figures go; policy: the drift
-    decision rule (thresholds included); min_window_rows: fewer rows and a day is too small for
-    the window check and the domain classifier; alert_severity: the lowest status that alerts;
-    alert_webhook_url: where alerts are posted ('' = recorded only); evidently_*: the report's
-    column cap (Evidently takes minutes on all 419 columns)."""
+    """artifacts_dir / training_data / target_column / id_column / positive_label: what the
+    reference profile is fitted on; reports_dir: where each day's Evidently HTML and figures go;
+    policy: the drift decision rule (thresholds included); min_window_rows: fewer rows and a day
+    is too small for the window check and the domain classifier; alert_severity: the lowest
+    status that alerts; alert_webhook_url: where alerts are posted ('' = recorded only);
+    evidently_*: the report's column cap (Evidently takes minutes on all 419 columns)."""
 
     artifacts_dir: Path
     training_data: Path
@@ -27,6 +27,8 @@ class PipelineConfig:
     alert_webhook_url: str = field(default="", repr=False)
     evidently_max_columns: int = 30
     evidently_all_columns: bool = False
+    #: The target's value that means default, when the target is written as labels ('' = 0/1).
+    positive_label: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "PipelineConfig":
@@ -44,6 +46,7 @@ class PipelineConfig:
             min_window_rows=settings.min_window_rows,
             alert_severity=settings.alert_severity,
             alert_webhook_url=settings.alert_webhook_url,
+            positive_label=settings.positive_label,
         )
         values.update(overrides)
         return cls(**values)

@@ -70,6 +70,7 @@ def build_reference_profile(engine: Engine, config: PipelineConfig) -> Reference
         target_column=config.target_column,
         id_column=config.id_column,
         categorical_columns=artifacts.schema.categorical_names,
+        positive_label=config.positive_label,
     )
     missing = [n for n in artifacts.schema.names if n not in data.X.columns]
     if missing:

@@ -362,6 +362,13 @@ def plot_operational(meta: pd.DataFrame, threshold: float | None, path: Path | s
         ax_lat.axhline(p95, color="red", linestyle="--", label=f"p95 = {p95:.1f} ms")
         ax_lat.set_ylabel("ms")
         ax_lat.set_xlabel("time (UTC)")
+        first, last = when[ok].min(), when[ok].max()
+        if last - first < pd.Timedelta(milliseconds=1):
+            # One request can log a whole batch at one instant: a zero-width date axis has no
+            # tick interval (matplotlib warns), so show a second around it.
+            ax_lat.set_xlim(
+                first - pd.Timedelta(milliseconds=500), last + pd.Timedelta(milliseconds=500)
+            )
         locator = mdates.AutoDateLocator(maxticks=6)
         ax_lat.xaxis.set_major_locator(locator)
         ax_lat.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

@@ -1,10 +1,25 @@
 """Drift transforms: what a batch of applications looks like under each kind of drift.
 
 Pure (numpy/pandas) and seeded: `apply_drift(frame, kind, intensity, rng)` returns a drifted
-copy of `frame` (never mutating it). Columns are found by name patterns (`DriftConfig`), so the
-same transforms work on the synthetic Home-Credit-like data and on a user's own columns; a
-pattern that matches nothing is skipped. Intensity is always in [0, 1] and 0 returns the batch
-unchanged, value for value. What intensity means, per kind:
+copy of `frame` (never mutating it). Intensity is always in [0, 1] and 0 returns the batch
+unchanged, value for value.
+
+Two families. The **generic kinds** work on any schema; they touch every column of the right
+type, or the batch's `columns` (names), or a fixed random `column_share` of them (the same
+columns for every batch of a scenario, so a drift can grow day after day on the same features):
+
+- ``shift``: numeric columns move by ``intensity`` x their spread (the standard deviation of the
+  population the traffic is drawn from, `ColumnStats`): 0.5 is half a standard deviation.
+- ``scale``: numeric columns spread out around their mean by a factor ``1 + intensity``.
+- ``category_mix``: text (categorical) and true/false columns: a share ``intensity`` of the
+  rows takes the column's rarest value, so the mix of categories changes.
+- ``missing``: a share ``intensity`` of each column's values goes missing.
+
+Numeric columns with at most two distinct values (flags, one-hot columns) are not shifted or
+scaled. The **Home-Credit kinds** reproduce the reference notebook's scenario on the synthetic
+Home-Credit-like data; their columns are found by name patterns (`DriftConfig`), and on another
+schema they may match nothing (`credit-drift simulate` warns when a batch changes nothing).
+What intensity means, per kind:
 
 - ``clean``: no drift (intensity must be 0).
 - ``gradual``: inflation and ageing. Every money amount but incomes (credit, annuity, goods
@@ -35,17 +50,31 @@ unchanged, value for value. What intensity means, per kind:
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from credit_drift.errors import CreditDriftError
 
-DriftKind = Literal["clean", "gradual", "sudden", "feature_shift", "correlation_break"]
-DRIFT_KINDS: tuple[str, ...] = ("clean", "gradual", "sudden", "feature_shift", "correlation_break")
+DriftKind = Literal[
+    "clean",
+    "shift",
+    "scale",
+    "category_mix",
+    "missing",
+    "gradual",
+    "sudden",
+    "feature_shift",
+    "correlation_break",
+]
+#: Kinds that work on any schema (and accept `columns` / `column_share`).
+GENERIC_KINDS: tuple[str, ...] = ("shift", "scale", "category_mix", "missing")
+#: Kinds written for the Home-Credit columns of the synthetic data (the notebook's scenario).
+HOME_CREDIT_KINDS: tuple[str, ...] = ("gradual", "sudden", "feature_shift", "correlation_break")
+DRIFT_KINDS: tuple[str, ...] = ("clean", *GENERIC_KINDS, *HOME_CREDIT_KINDS)
 
 DAYS_PER_YEAR = 365.25
 
@@ -219,19 +248,101 @@ def check_intensity(kind: str, intensity: float) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class ColumnStats:
+    """What the generic kinds need to know of the population the traffic comes from: each
+    numeric column's mean and standard deviation (the spread a `shift` is a fraction of), its
+    number of distinct values, and each text column's rarest category."""
+
+    mean: Mapping[str, float]
+    std: Mapping[str, float]
+    n_distinct: Mapping[str, int]
+    rarest: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "ColumnStats":
+        mean, std, distinct, rarest = {}, {}, {}, {}
+        for column in frame.columns:
+            if _is_numeric(frame, column):
+                values = _values(frame, column)
+                finite = values[np.isfinite(values)]
+                mean[column] = float(finite.mean()) if finite.size else 0.0
+                std[column] = float(finite.std()) if finite.size else 0.0
+                distinct[column] = int(np.unique(finite).size)
+            else:
+                counts = frame[column].dropna().value_counts()
+                if len(counts):
+                    # Ties broken by the category's text, so the choice never depends on order.
+                    least = counts[counts == counts.min()].index
+                    rarest[column] = sorted(least, key=str)[0]
+        return cls(mean, std, distinct, rarest)
+
+
+def generic_columns(
+    frame: pd.DataFrame,
+    kind: str,
+    stats: ColumnStats,
+    columns: Sequence[str] | None = None,
+    column_share: float | None = None,
+) -> list[str]:
+    """The columns a generic kind changes in `frame` (see the module docstring)."""
+    if kind in ("shift", "scale"):
+        eligible = [
+            c
+            for c in frame.columns
+            if _is_numeric(frame, c) and stats.n_distinct.get(c, 0) > 2 and stats.std.get(c, 0) > 0
+        ]
+        what = "numeric columns with more than two distinct values"
+    elif kind == "category_mix":
+        eligible = [c for c in frame.columns if not _is_numeric(frame, c) and c in stats.rarest]
+        what = "text (categorical) and true/false columns"
+    else:
+        eligible = list(frame.columns)
+        what = "columns"
+    if columns is not None:
+        absent = [c for c in columns if c not in frame.columns]
+        if absent:
+            raise DriftError(f"{kind}: no column(s) {', '.join(map(repr, absent))} in the data")
+        wrong = [c for c in columns if c not in eligible]
+        if wrong:
+            raise DriftError(f"{kind} applies to {what}; not to {', '.join(map(repr, wrong))}")
+        eligible = [c for c in eligible if c in set(columns)]
+    if column_share is not None and eligible:
+        k = max(1, int(round(column_share * len(eligible))))
+        # A fixed draw: every batch of a scenario drifts the same columns.
+        order = np.random.default_rng(len(eligible)).permutation(len(eligible))
+        eligible = [eligible[i] for i in sorted(order[:k])]
+    return eligible
+
+
 def apply_drift(
     frame: pd.DataFrame,
     kind: str,
     intensity: float,
     rng: np.random.Generator,
     config: DriftConfig = DEFAULT_DRIFT_CONFIG,
+    *,
+    columns: Sequence[str] | None = None,
+    column_share: float | None = None,
+    stats: ColumnStats | None = None,
 ) -> pd.DataFrame:
-    """A drifted copy of `frame` (see the module docstring for what intensity means)."""
+    """A drifted copy of `frame` (see the module docstring for what intensity means).
+
+    columns / column_share: which columns a generic kind changes (default: all it applies to).
+    stats: the population's `ColumnStats` (default: the batch's own)."""
     intensity = check_intensity(kind, intensity)
+    if (columns is not None or column_share is not None) and kind not in GENERIC_KINDS:
+        raise DriftError(f"{kind}: columns and column_share apply to {', '.join(GENERIC_KINDS)}")
+    if column_share is not None and not 0 < column_share <= 1:
+        raise DriftError(f"{kind}: column_share {column_share} must be in (0, 1]")
     out = frame.copy()
     if intensity == 0.0 or len(out) == 0:
         return out
-    if kind == "gradual":
+    if kind in GENERIC_KINDS:
+        stats = stats if stats is not None else ColumnStats.of(frame)
+        targets = generic_columns(out, kind, stats, columns, column_share)
+        _generic(out, kind, intensity, targets, stats, rng)
+    elif kind == "gradual":
         _gradual(out, intensity, config)
     elif kind == "sudden":
         _sudden(out, intensity, rng, config)
@@ -284,6 +395,36 @@ def _recompute_ratios(
 
 
 # -- kinds --------------------------------------------------------------------------------------
+def _generic(
+    frame: pd.DataFrame,
+    kind: str,
+    intensity: float,
+    targets: Sequence[str],
+    stats: ColumnStats,
+    rng: np.random.Generator,
+) -> None:
+    for column in targets:
+        if kind == "shift":
+            frame[column] = _values(frame, column) + intensity * stats.std[column]
+        elif kind == "scale":
+            mean = stats.mean[column]
+            frame[column] = mean + (_values(frame, column) - mean) * (1.0 + intensity)
+        elif kind == "category_mix":
+            rows = _choose_rows(len(frame), intensity, rng)
+            values = frame[column].astype(object).to_numpy(copy=True)
+            values[rows] = stats.rarest[column]
+            frame[column] = pd.Series(values, index=frame.index, dtype=object)
+        elif kind == "missing":
+            rows = _choose_rows(len(frame), intensity, rng)
+            if _is_numeric(frame, column):
+                values = _values(frame, column)
+                values[rows] = np.nan
+            else:
+                values = frame[column].astype(object).to_numpy(copy=True)
+                values[rows] = None
+            frame[column] = pd.Series(values, index=frame.index)
+
+
 def _gradual(frame: pd.DataFrame, intensity: float, config: DriftConfig) -> None:
     changed: set[str] = set()
     factor = 1.0 + config.inflation_per_intensity * intensity

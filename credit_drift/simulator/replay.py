@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from credit_drift.errors import CreditDriftError
-from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG, DriftConfig, apply_drift
+from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG, DriftConfig
 from credit_drift.simulator.scenario import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_INTERVAL,
@@ -37,6 +37,7 @@ from credit_drift.simulator.scenario import (
     iter_traffic,
     load_scenario,
     parse_start,
+    population_stats,
     selected_batches,
 )
 
@@ -264,6 +265,7 @@ def bulk_backfill(
     schema, names = service.schema, service.schema.names
     frame_pool = pool.loc[:, names]
     sampler = PoolSampler(len(frame_pool), np.random.default_rng([seed, 0]))
+    stats = population_stats(frame_pool, specs)
     run_id = uuid.uuid4().hex[:12]
     scoring_s = writing_s = 0.0
     day_keys: list[str] = []
@@ -283,7 +285,7 @@ def bulk_backfill(
                 hi = min(lo + chunk_rows, rows_per_day)
                 rng = np.random.default_rng([seed, i + 1, lo])
                 chunk = frame_pool.iloc[sampler.take(hi - lo)].reset_index(drop=True)
-                chunk = apply_drift(chunk, spec.kind, spec.intensity, rng, config)
+                chunk = spec.drift(chunk, rng, config, stats)
                 t1 = time.perf_counter()
                 matrix, raw = schema.pack_frame(chunk)
                 proba = service.predict(matrix)

@@ -10,7 +10,9 @@ default, the reference notebook's 8 batches)::
                  {"kind": "sudden", "intensity": 0.7, "day": 7, "size": 200}]}
 
 ``day`` is either a number of days after the start date or an ISO date (``"2026-11-08"``);
-without it, batch i is placed ``i`` batch intervals after the start date. `plan_traffic` turns a
+without it, batch i is placed ``i`` batch intervals after the start date. A generic kind
+(``shift``, ``scale``, ``category_mix``, ``missing``) also takes ``columns`` (a list of names)
+or ``column_share`` (a fixed random share of the columns it applies to). `plan_traffic` turns a
 scenario and the unseen pool into batches of drifted applications; same pool, scenario and seed,
 same traffic, row for row.
 """
@@ -30,6 +32,8 @@ from credit_drift.errors import CreditDriftError
 from credit_drift.simulator.drift import (
     DEFAULT_DRIFT_CONFIG,
     DRIFT_KINDS,
+    GENERIC_KINDS,
+    ColumnStats,
     DriftConfig,
     DriftError,
     apply_drift,
@@ -42,7 +46,7 @@ DEFAULT_BATCH_SIZE = 50
 DEFAULT_SEED = 42
 DEFAULT_INTERVAL = dt.timedelta(days=1)
 
-_BATCH_KEYS = {"kind", "intensity", "day", "size", "label"}
+_BATCH_KEYS = {"kind", "intensity", "day", "size", "label", "columns", "column_share"}
 
 
 class ScenarioError(CreditDriftError, ValueError):
@@ -59,12 +63,30 @@ class BatchSpec:
     day: int | dt.date | None = None
     size: int | None = None
     label: str | None = None
+    #: Generic kinds only: the columns to drift, or a share of the eligible ones.
+    columns: tuple[str, ...] | None = None
+    column_share: float | None = None
 
     def __post_init__(self) -> None:
         try:
             object.__setattr__(self, "intensity", check_intensity(self.kind, self.intensity))
         except DriftError as exc:
             raise ScenarioError(str(exc)) from None
+        if self.columns is not None or self.column_share is not None:
+            if self.kind not in GENERIC_KINDS:
+                raise ScenarioError(
+                    f"{self.kind}: columns and column_share apply to {', '.join(GENERIC_KINDS)}"
+                )
+            if self.columns is not None and self.column_share is not None:
+                raise ScenarioError("give either columns or column_share, not both")
+        if self.columns is not None:
+            if isinstance(self.columns, str) or not all(isinstance(c, str) for c in self.columns):
+                raise ScenarioError(f"columns {self.columns!r} must be a list of column names")
+            object.__setattr__(self, "columns", tuple(self.columns))
+        if self.column_share is not None:
+            share = self.column_share
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+                raise ScenarioError(f"column_share {share!r} must be a number in (0, 1]")
         if isinstance(self.day, bool) or (isinstance(self.day, int) and self.day < 0):
             raise ScenarioError(f"day {self.day!r} must be a non-negative number of days")
         if self.size is not None and (isinstance(self.size, bool) or self.size < 1):
@@ -86,7 +108,31 @@ class BatchSpec:
             out["size"] = self.size
         if self.label is not None:
             out["label"] = self.label
+        if self.columns is not None:
+            out["columns"] = list(self.columns)
+        if self.column_share is not None:
+            out["column_share"] = self.column_share
         return out
+
+    def drift(
+        self,
+        frame: pd.DataFrame,
+        rng: np.random.Generator,
+        config: DriftConfig = DEFAULT_DRIFT_CONFIG,
+        stats: ColumnStats | None = None,
+    ) -> pd.DataFrame:
+        """`frame` with this batch's drift applied (`stats`: the population's, for the generic
+        kinds)."""
+        return apply_drift(
+            frame,
+            self.kind,
+            self.intensity,
+            rng,
+            config,
+            columns=self.columns,
+            column_share=self.column_share,
+            stats=stats,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "batch") -> "BatchSpec":
@@ -115,6 +161,8 @@ class BatchSpec:
                 day=day,
                 size=size,
                 label=data.get("label"),
+                columns=data.get("columns"),
+                column_share=data.get("column_share"),
             )
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
@@ -306,6 +354,36 @@ class PoolSampler:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
+def population_stats(pool: pd.DataFrame, specs: Sequence[BatchSpec]) -> ColumnStats | None:
+    """The pool's `ColumnStats` when a batch has a generic kind (their spread is the pool's,
+    the population the traffic is drawn from), else None."""
+    return ColumnStats.of(pool) if any(s.kind in GENERIC_KINDS for s in specs) else None
+
+
+def inert_batches(
+    pool: pd.DataFrame,
+    scenario: Scenario,
+    config: DriftConfig = DEFAULT_DRIFT_CONFIG,
+    *,
+    sample_rows: int = 200,
+) -> list[int]:
+    """Indices of the scenario's drift batches that would change nothing in this pool's data
+    (e.g. a Home-Credit kind on another schema): each is tried on a sample of the pool."""
+    sample = pool.iloc[:sample_rows].reset_index(drop=True)
+    stats = population_stats(pool, scenario.batches)
+    inert = []
+    for i, spec in enumerate(scenario.batches):
+        if spec.kind == "clean" or spec.intensity == 0 or sample.empty:
+            continue
+        try:
+            drifted = spec.drift(sample, np.random.default_rng(i), config, stats)
+        except DriftError as exc:
+            raise ScenarioError(f"batch {i + 1} ({spec.name}): {exc}") from None
+        if drifted.equals(sample):
+            inert.append(i)
+    return inert
+
+
 def selected_batches(scenario: Scenario, n_batches: int | None) -> tuple[BatchSpec, ...]:
     if n_batches is None:
         return scenario.batches
@@ -337,12 +415,16 @@ def iter_traffic(
     start_at = parse_start(start)
     step = parse_interval(interval)
     sampler = PoolSampler(len(pool), np.random.default_rng([seed, 0]))
+    stats = population_stats(pool, specs)
     for i, spec in enumerate(specs):
         rows = sampler.take(spec.size or batch_size)
         clean = pool.iloc[rows].reset_index(drop=True)
         # Each batch has its own stream: batch i's drift does not depend on the others.
         rng = np.random.default_rng([seed, i + 1])
-        frame = apply_drift(clean, spec.kind, spec.intensity, rng, config)
+        try:
+            frame = spec.drift(clean, rng, config, stats)
+        except DriftError as exc:
+            raise ScenarioError(f"batch {i + 1} ({spec.name}): {exc}") from None
         begin, end = _batch_window(i, spec, start_at, step)
         yield TrafficBatch(index=i, spec=spec, frame=frame, pool_rows=rows, start=begin, end=end)
 

@@ -15,6 +15,7 @@ volumes for benchmarks.
 
 import argparse
 import datetime as dt
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,12 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG, DRIFT_KINDS, DriftConfig
+from credit_drift.simulator.drift import (
+    DEFAULT_DRIFT_CONFIG,
+    DRIFT_KINDS,
+    GENERIC_KINDS,
+    DriftConfig,
+)
 from credit_drift.simulator.replay import (
     BatchOutcome,
     SimulationSummary,
@@ -39,6 +45,7 @@ from credit_drift.simulator.scenario import (
     DEFAULT_SEED,
     Scenario,
     available_scenarios,
+    inert_batches,
     iter_traffic,
     load_scenario,
     selected_batches,
@@ -50,6 +57,26 @@ BULK_SCENARIO = "month"
 #: Attempts per request when the API answers 503 (database down), and the pause between them.
 RETRIES_ON_503 = 5
 RETRY_PAUSE_S = 1.0
+
+
+def warn_inert_batches(
+    pool: pd.DataFrame, scenario: Scenario, n_batches: int | None, config: DriftConfig
+) -> list[int]:
+    """Print a warning (stderr) for each drift batch that changes nothing in this data, e.g. a
+    Home-Credit kind on another schema; returns their indices."""
+    selected = Scenario(scenario.name, selected_batches(scenario, n_batches), scenario.description)
+    inert = inert_batches(pool, selected, config)
+    if inert:
+        names = ", ".join(f"batch {i + 1} ({selected.batches[i].name})" for i in inert)
+        kinds = sorted({selected.batches[i].kind for i in inert})
+        print(
+            f"credit-drift: warning: {names} change nothing in this data: the "
+            f"{'/'.join(kinds)} drift finds none of the columns it changes among the model's "
+            f"features. For any schema use the generic kinds ({', '.join(GENERIC_KINDS)}), "
+            "e.g. --scenario generic",
+            file=sys.stderr,
+        )
+    return inert
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -161,6 +188,7 @@ def simulate(
         if missing:
             raise SimulatorError(f"the pool lacks model features {missing[:10]}")
         frame = frame.loc[:, features]
+        warn_inert_batches(frame, scenario, n_batches, config)
         total = sum(s.size or batch_size for s in specs)
         from tqdm import tqdm
 
@@ -293,6 +321,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             progress=progress,
         )
         print(summary.table())
+        _say_when(args.start_date)
         return summary
     from credit_drift.data.loader import load_pool
     from credit_drift.model.artifacts import load_artifacts
@@ -304,6 +333,12 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             "generate-data` (it writes data/pool.parquet) or pass --pool"
         )
     pool = load_pool(pool_path, artifacts.schema)
+    warn_inert_batches(
+        pool,
+        scenario,
+        args.n_batches if args.mode == "replay" else args.days,
+        DEFAULT_DRIFT_CONFIG,
+    )
     if args.mode == "replay":
         summary = replay(
             database_url=settings.database_url,
@@ -318,6 +353,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             progress=progress,
         )
         print(summary.table())
+        _say_when(args.start_date)
         return summary
     backfill = bulk_backfill(
         database_url=settings.database_url,
@@ -337,3 +373,16 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
         f"writing {backfill.writing_s:.1f} s)"
     )
     return backfill
+
+
+def _say_when(start_date: str | None) -> None:
+    """Without --start-date every prediction is logged now: say which day that fills and when it
+    can be analysed, since the daily partitions only cover days that are over."""
+    if start_date:
+        return
+    today = dt.datetime.now(dt.UTC).date()
+    print(
+        f"logged at the current time: the window of {today} (UTC) can be materialized once the "
+        "day is over. To place each batch on its own past day, pass --start-date (e.g. "
+        "2026-11-01; over HTTP the API must run with CREDIT_DRIFT_ALLOW_REPLAY=1)"
+    )

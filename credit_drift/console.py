@@ -1,0 +1,77 @@
+"""What the CLI and the demo print: the drift timeline and the alerts, and how to run the next
+command in the user's own shell."""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from credit_drift.settings import Settings
+
+
+def how_to_run(subcommand: str, home: str | None = None) -> str:
+    """How the user runs `credit-drift <subcommand> [--home HOME]` from their shell in this
+    environment: through run.sh when they started from it, `credit-drift` when that is this
+    environment's script on the PATH, else the script's own path."""
+    tail = f" --home {home}" if home else ""
+    run_sh = os.environ.get("CREDIT_DRIFT_RUN_SH")
+    if run_sh:
+        if subcommand in ("ui", "demo"):
+            return f"{run_sh} {subcommand}{tail}"
+        return f"{run_sh} cli {subcommand}{tail}"
+    script = Path(sys.executable).parent / "credit-drift"
+    on_path = shutil.which("credit-drift")
+    if on_path and script.exists() and Path(on_path).resolve() == script.resolve():
+        return f"credit-drift {subcommand}{tail}"
+    if script.exists():
+        return f"{shown_path(script)} {subcommand}{tail}"
+    return f"{Path(sys.executable).name} -m credit_drift.cli {subcommand}{tail}"
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the current directory when it is under it (shorter to type)."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_status(s: Settings) -> None:
+    from credit_drift.storage.alert_outbox import read_alerts
+    from credit_drift.storage.db import make_engine, upgrade
+    from credit_drift.storage.drift_results import read_drift_reports
+
+    upgrade(s.database_url)
+    engine = make_engine(s.database_url)
+    reports = read_drift_reports(engine)
+    if reports.empty:
+        print(
+            f"no drift report yet in {shown_path(s.home)}: materialize days first "
+            f"({how_to_run('materialize')} --reference --from DAY --to DAY)"
+        )
+        return
+    print(
+        f"{'day':<12}{'predictions':>12}{'drifted':>9}{'drifted %':>11}{'weighted %':>12}  status"
+    )
+    for r in reports.itertuples():
+        print(
+            f"{str(r.report_date)[:10]:<12}{r.n_predictions:>12}"
+            f"{r.n_features_drifted:>4}/{r.n_features_analyzed:<4}"
+            f"{_pct(r.drift_percentage):>11}{_pct(r.weighted_drift_percentage):>12}  {r.status}"
+        )
+    alerts = read_alerts(engine)
+    if len(alerts):
+        print("\nalerts raised:")
+        for a in alerts.itertuples():
+            top = ", ".join(list(a.top_features or [])[:5])
+            print(
+                f"  {str(a.report_date)[:10]} {a.severity}: {a.drift_percentage:.1f}% drifted "
+                f"(webhook: {a.webhook_status}); top: {top}"
+            )
+
+
+def _pct(value) -> str:
+    import pandas as pd
+
+    return "-" if value is None or pd.isna(value) else f"{value:.1f}"
