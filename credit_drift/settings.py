@@ -111,6 +111,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "Slack-compatible webhook that receives ALERT notifications.",
     ),
+    EnvVar(
+        "CREDIT_DRIFT_DAGSTER_URL",
+        "http://127.0.0.1:3000",
+        "Dagster UI the dashboard links each day to (its drift_report partition and run).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_LOG_FORMAT",
+        "text",
+        "text, or json: the pipeline's and the CLI's logs as JSON lines (docs/log-schema.md).",
+    ),
 )
 
 
@@ -134,6 +144,13 @@ def _positive_int(name: str, env: dict[str, str] | None) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r} is not a positive integer")
     return int(raw)
+
+
+def _log_format(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("text", "json"):
+        raise SettingsError(f"CREDIT_DRIFT_LOG_FORMAT={raw!r} must be text or json")
+    return value
 
 
 def _alert_severity(raw: str) -> str:
@@ -168,6 +185,8 @@ class Settings:
     api_key: str = field(default="", repr=False)
     allow_replay: bool = False
     alert_webhook_url: str = field(default="", repr=False)
+    dagster_url: str = "http://127.0.0.1:3000"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -221,6 +240,8 @@ class Settings:
             api_key=_raw("CREDIT_DRIFT_API_KEY", env),
             allow_replay=_raw("CREDIT_DRIFT_ALLOW_REPLAY", env).lower() in ("1", "true", "yes"),
             alert_webhook_url=_raw("CREDIT_DRIFT_ALERT_WEBHOOK_URL", env),
+            dagster_url=_raw("CREDIT_DRIFT_DAGSTER_URL", env).rstrip("/"),
+            log_format=_log_format(_raw("CREDIT_DRIFT_LOG_FORMAT", env)),
         )
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
