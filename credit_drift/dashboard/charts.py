@@ -11,12 +11,32 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+#: Streamlit markdown badge color of each status.
+STATUS_BADGES = {"OK": "green", "WARNING": "orange", "ALERT": "red", "NO_DATA": "gray"}
 STATUS_COLORS = {"OK": "#2e7d32", "WARNING": "#ef6c00", "ALERT": "#c62828", "NO_DATA": "#9e9e9e"}
 _STATUS_SCALE = alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values()))
 
 
 def _dates(values) -> pd.Series:
-    return pd.to_datetime(pd.Series(list(values), dtype=object).astype(str))
+    return pd.to_datetime(pd.Series(list(values), dtype=object).astype(str), utc=True)
+
+
+def _day_axis() -> alt.X:
+    # UTC days, one tick per day at most (labels thin out on long ranges).
+    return alt.X(
+        "day:T",
+        title="day (UTC)",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(format="%Y-%m-%d", tickCount={"interval": "day", "step": 1}),
+    )
+
+
+def status_badges(timeline: pd.DataFrame) -> str:
+    """One colored badge per day (Streamlit markdown): the statuses readable as text."""
+    return " ".join(
+        f":{STATUS_BADGES.get(s, 'gray')}-badge[{d.isoformat()} {s}]"
+        for d, s in zip(timeline["report_date"], timeline["status"], strict=True)
+    )
 
 
 def drift_timeline_chart(
@@ -34,7 +54,7 @@ def drift_timeline_chart(
         }
     )
     y = alt.Y("drift_percentage:Q", title="drifted features (%)", scale=alt.Scale(domain=[0, top]))
-    x = alt.X("day:T", title="day (UTC)", axis=alt.Axis(format="%Y-%m-%d"))
+    x = _day_axis()
     band_layer = (
         alt.Chart(bands)
         .mark_rect(opacity=0.12)
@@ -57,7 +77,7 @@ def drift_timeline_chart(
         .encode(y="y:Q", text="label:N", x=alt.value(0))
     )
     tooltip = [
-        alt.Tooltip("day:T", format="%Y-%m-%d"),
+        alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"),
         "status:N",
         alt.Tooltip("drift_percentage:Q", format=".1f"),
         alt.Tooltip("weighted_drift_percentage:Q", format=".1f"),
@@ -94,11 +114,11 @@ def rate_chart(frame: pd.DataFrame, columns: dict[str, str], *, title: str) -> a
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
-            x=alt.X("day:T", title="day (UTC)", axis=alt.Axis(format="%Y-%m-%d")),
+            x=_day_axis(),
             y=alt.Y("value:Q", title=title, axis=alt.Axis(format="%")),
             color=alt.Color("series:N", title=None),
             tooltip=[
-                alt.Tooltip("day:T", format="%Y-%m-%d"),
+                alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"),
                 "series:N",
                 alt.Tooltip("value:Q", format=".1%"),
             ],
@@ -116,11 +136,11 @@ def lines_chart(frame: pd.DataFrame, columns: dict[str, str], *, title: str) -> 
         alt.Chart(long)
         .mark_line(point=True)
         .encode(
-            x=alt.X("day:T", title="day (UTC)", axis=alt.Axis(format="%Y-%m-%d")),
+            x=_day_axis(),
             y=alt.Y("value:Q", title=title),
             color=alt.Color("series:N", title=None),
             tooltip=[
-                alt.Tooltip("day:T", format="%Y-%m-%d"),
+                alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"),
                 "series:N",
                 alt.Tooltip("value:Q", format=".2f"),
             ],
@@ -135,9 +155,9 @@ def volume_chart(frame: pd.DataFrame, column: str, *, title: str) -> alt.Chart:
         alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("day:T", title="day (UTC)", axis=alt.Axis(format="%Y-%m-%d")),
+            x=_day_axis(),
             y=alt.Y(f"{column}:Q", title=title),
-            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), f"{column}:Q"],
+            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"), f"{column}:Q"],
         )
         .properties(height=220)
     )
@@ -145,7 +165,7 @@ def volume_chart(frame: pd.DataFrame, column: str, *, title: str) -> alt.Chart:
 
 def score_heatmap(histogram: pd.DataFrame) -> alt.Chart:
     """Share of each day's predictions per probability bin: the score distribution over time."""
-    data = histogram.assign(day=_dates(histogram["day"]).dt.strftime("%Y-%m-%d"))
+    data = histogram.assign(day=histogram["day"].astype(str))
     data["bin_label"] = data["bin_start"].map(lambda v: f"{v:.2f}")
     return (
         alt.Chart(data)

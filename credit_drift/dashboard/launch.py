@@ -48,6 +48,9 @@ def streamlit_command(
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # A viewer's toolbar: no "Deploy" button or developer menu for the people reading it.
+        "--client.toolbarMode",
+        "viewer",
         # The app reads the database; it has no use for watching its own source files.
         "--server.fileWatcherType",
         "none",

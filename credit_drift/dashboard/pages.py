@@ -130,6 +130,7 @@ def timeline_page(view: View) -> None:
     c2.metric(f"latest day ({latest['report_date']})", latest["status"])
     c3.metric("latest drifted share", _pct(latest["drift_percentage"]))
     c4.metric("alerts raised", len(found))
+    st.markdown(charts.status_badges(frame))
     st.altair_chart(
         charts.drift_timeline_chart(
             frame, warning_pct=100 * s.warning_share, alert_pct=100 * s.alert_share
