@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from credit_drift.serving import metrics
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.database import DatabaseUnavailable
 from credit_drift.serving.models import (
@@ -347,6 +348,8 @@ def create_app(
     app.state.api_log_writer = writer
     app.state.settings = settings
     app.add_middleware(RequestLogMiddleware, writer=writer, logger=logger)
+    # Added last, so outermost: /metrics is answered before the request log sees it.
+    metrics.instrument(app, service, writer)
 
     def record(request: Request, *, error: str | None = None, n_items: int | None = None) -> str:
         state = request.scope.setdefault("state", {})
