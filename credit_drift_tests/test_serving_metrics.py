@@ -4,6 +4,7 @@ then (slow) scraped by a real Prometheus server (Debian's `prometheus`) from `cr
 counts must add up."""
 
 import concurrent.futures
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,14 @@ from credit_drift_tests.test_serving_support import (
     settings_for,
     trained_model,  # noqa: F401 - session fixture
     wait_until,
+)
+
+GRAFANA_PROMETHEUS_DASHBOARD = (
+    Path(__file__).resolve().parents[1]
+    / "deploy"
+    / "grafana"
+    / "dashboards"
+    / "credit-drift-prometheus.json"
 )
 
 
@@ -330,6 +339,16 @@ def test_prometheus_scrapes_two_workers_that_add_up(trained_model, tmp_path, sql
             prom, 'sum(credit_drift_db_write_failures_total{job="api_db_down",table="api_logs"})'
         )
         assert failures is not None and failures >= 1
+        # Every PromQL expression of the Grafana dashboard is valid here and finds its series.
+        dashboard = json.loads(GRAFANA_PROMETHEUS_DASHBOARD.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$__rate_interval", "1m")
+                body = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10)
+                assert body.status_code == 200, (panel["title"], expr, body.text)
+                data = body.json()
+                assert data["status"] == "success", (panel["title"], data)
+                assert data["data"]["result"], (panel["title"], expr, "no series")
         targets = httpx.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
         assert {t["labels"]["job"]: t["health"] for t in targets} == {
             "api": "up",
