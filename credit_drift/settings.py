@@ -153,6 +153,12 @@ def _log_format(raw: str) -> str:
     return value
 
 
+def log_format(env: dict[str, str] | None = None) -> str:
+    """CREDIT_DRIFT_LOG_FORMAT alone (text or json), for code that must not fail on another
+    setting (the Dagster definitions read it at import)."""
+    return _log_format(_raw("CREDIT_DRIFT_LOG_FORMAT", env))
+
+
 def _alert_severity(raw: str) -> str:
     value = raw.upper()
     if value not in ("ALERT", "WARNING"):

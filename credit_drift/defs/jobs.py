@@ -3,6 +3,7 @@
 import dagster as dg
 
 from credit_drift.defs.assets import reference_profile, windowed_assets
+from credit_drift.defs.loggers import SELECT_CONSOLE_LOGGER
 from credit_drift.defs.partitions import daily_partitions
 
 daily_drift_job = dg.define_asset_job(
@@ -13,6 +14,7 @@ daily_drift_job = dg.define_asset_job(
     "the day that just ended; backfills run it for a range).",
     # One process per run: the multiprocess executor costs 3-6 s per step on 2 cores.
     executor_def=dg.in_process_executor,
+    config=SELECT_CONSOLE_LOGGER,
 )
 
 reference_profile_job = dg.define_asset_job(
@@ -20,6 +22,7 @@ reference_profile_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(reference_profile),
     description="Refit the reference profile (after retraining the model).",
     executor_def=dg.in_process_executor,
+    config=SELECT_CONSOLE_LOGGER,
 )
 
 
