@@ -70,6 +70,18 @@ def test_migrated_empty_database_says_no_data_yet(env):
     assert "no predictions" in at.info[0].value
 
 
+def test_unreachable_database_is_said_not_raised(tmp_path, monkeypatch):
+    from credit_drift_tests.browser import free_port
+
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "Cannot reach the database" in at.error[0].value
+    assert "DATABASE_URL" in at.error[0].value
+
+
 def test_seeded_app_opens_on_the_timeline(env):
     seed.seed(env)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()

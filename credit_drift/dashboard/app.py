@@ -7,6 +7,7 @@ with one date-range filter in the sidebar shared by every page.
 
 import datetime as dt
 
+import sqlalchemy as sa
 import streamlit as st
 
 from credit_drift.dashboard.pages import PAGES, View
@@ -52,12 +53,23 @@ def main() -> None:
     st.set_page_config(page_title="credit-drift", page_icon=":material/monitoring:", layout="wide")
     settings = Settings.from_env()
     engine = make_engine(settings.database_url)
-    if not q.has_dashboard_tables(engine):
+    try:
+        extent = q.data_extent(engine) if q.has_dashboard_tables(engine) else None
+    except sa.exc.DBAPIError as exc:
+        st.title("credit-drift")
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[:1]
+        st.error(
+            f"Cannot reach the database {_redacted(settings.database_url)}: "
+            f"{reason[0] if reason else type(exc).__name__}. Check DATABASE_URL (or --home) and "
+            "that the server is up, then reload this page.",
+            icon=":material/error:",
+        )
+        return
+    if extent is None:
         _no_data(
             settings, "The database has no credit-drift tables yet (`credit-drift db upgrade`)."
         )
         return
-    extent = q.data_extent(engine)
     days = extent.day_range()
     if days is None:
         _no_data(settings, "The database has no predictions, API requests or drift reports.")
