@@ -339,16 +339,28 @@ def test_prometheus_scrapes_two_workers_that_add_up(trained_model, tmp_path, sql
             prom, 'sum(credit_drift_db_write_failures_total{job="api_db_down",table="api_logs"})'
         )
         assert failures is not None and failures >= 1
-        # Every PromQL expression of the Grafana dashboard is valid here and finds its series.
+        # Every PromQL expression of the Grafana dashboard is valid here and finds its series
+        # (rate and increase need two scrapes in their window: poll until they have them).
         dashboard = json.loads(GRAFANA_PROMETHEUS_DASHBOARD.read_text())
-        for panel in dashboard["panels"]:
-            for target in panel["targets"]:
-                expr = target["expr"].replace("$__rate_interval", "1m")
+        exprs = {
+            target["expr"].replace("$__rate_interval", "1m"): panel["title"]
+            for panel in dashboard["panels"]
+            for target in panel["targets"]
+        }
+        empty: dict[str, str] = {}
+
+        def every_panel_has_series() -> bool:
+            empty.clear()
+            for expr, title in exprs.items():
                 body = httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10)
-                assert body.status_code == 200, (panel["title"], expr, body.text)
+                assert body.status_code == 200, (title, expr, body.text)
                 data = body.json()
-                assert data["status"] == "success", (panel["title"], data)
-                assert data["data"]["result"], (panel["title"], expr, "no series")
+                assert data["status"] == "success", (title, data)
+                if not data["data"]["result"]:
+                    empty[title] = expr
+            return not empty
+
+        assert wait_until(every_panel_has_series, timeout=60, step=1.0), empty
         targets = httpx.get(f"{prom}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
         assert {t["labels"]["job"]: t["health"] for t in targets} == {
             "api": "up",
