@@ -167,12 +167,19 @@ def score_heatmap(histogram: pd.DataFrame) -> alt.Chart:
     """Share of each day's predictions per probability bin: the score distribution over time."""
     data = histogram.assign(day=histogram["day"].astype(str))
     data["bin_label"] = data["bin_start"].map(lambda v: f"{v:.2f}")
+    # Every band on the axis, empty ones included, so that the axis reads as [0, 1].
+    width = float((data["bin_end"] - data["bin_start"]).iloc[0]) if len(data) else 0.05
+    bands = [f"{k * width:.2f}" for k in range(round(1 / width))][::-1]
     return (
         alt.Chart(data)
         .mark_rect()
         .encode(
             x=alt.X("day:O", title="day (UTC)"),
-            y=alt.Y("bin_label:O", title="probability of default (bin start)", sort="descending"),
+            y=alt.Y(
+                "bin_label:O",
+                title="probability of default (bin start)",
+                scale=alt.Scale(domain=bands),
+            ),
             color=alt.Color("share:Q", title="share of the day", scale=alt.Scale(scheme="blues")),
             tooltip=[
                 "day:O",
