@@ -301,6 +301,17 @@ def test_prometheus_scrapes_two_workers_that_add_up(trained_model, tmp_path, sql
         )
         prom = f"http://127.0.0.1:{port}"
 
+        def ready() -> bool:
+            # Until its storage is open Prometheus answers 503 in plain text, even to queries.
+            if processes[-1].poll() is not None:
+                raise AssertionError(f"prometheus exited:\n{prom_log.read_text()[-3000:]}")
+            try:
+                return httpx.get(f"{prom}/-/ready", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert wait_until(ready, timeout=60, step=0.5), prom_log.read_text()[-2000:]
+
         refused = rows(sqlite_url, "SELECT count(*) FROM predictions WHERE decision = 'REFUSED'")[
             0
         ][0]
