@@ -245,6 +245,16 @@ def cmd_ui(args: argparse.Namespace) -> None:
     os.execve(sys.executable, cmd, env)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    import os
+
+    from credit_drift.dashboard.launch import streamlit_command
+
+    argv, env = streamlit_command(port=args.port, host=args.host, home=args.home)
+    print(f"dashboard on http://{args.host}:{args.port}")
+    os.execve(argv[0], argv, env)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from credit_drift.demo import run_demo
 
@@ -405,6 +415,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="Dagster's info logs too")
     _add_home(p)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser(
+        "dashboard",
+        help="open the Streamlit dashboard (drift timeline, days, scores, operations)",
+        description="A read-only web dashboard on the database for people who do not open "
+        "Dagster: drift timeline and alerts, a day's drifted features, scores and approval "
+        "rate, volume and latency.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument(
+        "--home", help="state directory to show, e.g. the demo's (default CREDIT_DRIFT_HOME)"
+    )
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser(
         "demo",

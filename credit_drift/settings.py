@@ -168,6 +168,16 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "",
         "Slack-compatible webhook that receives ALERT notifications.",
     ),
+    EnvVar(
+        "CREDIT_DRIFT_DAGSTER_URL",
+        "http://127.0.0.1:3000",
+        "Dagster UI the dashboard links each day to (its drift_report partition and run).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_LOG_FORMAT",
+        "text",
+        "text, or json: the pipeline's and the CLI's logs as JSON lines (docs/log-schema.md).",
+    ),
 )
 
 
@@ -275,6 +285,19 @@ def _float(name: str, raw: RawSettings) -> float:
         raise SettingsError(f"{raw.where(name)}={value!r} is not a number") from exc
 
 
+def _log_format(value: str, where: str = "CREDIT_DRIFT_LOG_FORMAT") -> str:
+    if value.lower() not in ("text", "json"):
+        raise SettingsError(f"{where}={value!r} must be text or json")
+    return value.lower()
+
+
+def log_format(env: Mapping[str, str] | None = None) -> str:
+    """CREDIT_DRIFT_LOG_FORMAT alone (text or json), for code that must not fail on another
+    setting (the Dagster definitions read it at import)."""
+    raw = RawSettings.read(env, None)
+    return _log_format(raw("CREDIT_DRIFT_LOG_FORMAT"), raw.where("CREDIT_DRIFT_LOG_FORMAT"))
+
+
 def _positive_int(name: str, raw: RawSettings) -> int:
     value = raw(name)
     if not value.isdigit() or int(value) < 1:
@@ -317,6 +340,8 @@ class Settings:
     api_key: str = field(default="", repr=False)
     allow_replay: bool = False
     alert_webhook_url: str = field(default="", repr=False)
+    dagster_url: str = "http://127.0.0.1:3000"
+    log_format: str = "text"
     positive_label: str = ""
     project_file: Path | None = None
 
@@ -379,6 +404,10 @@ class Settings:
             api_key=raw("CREDIT_DRIFT_API_KEY"),
             allow_replay=raw("CREDIT_DRIFT_ALLOW_REPLAY").lower() in ("1", "true", "yes"),
             alert_webhook_url=raw("CREDIT_DRIFT_ALERT_WEBHOOK_URL"),
+            dagster_url=raw("CREDIT_DRIFT_DAGSTER_URL").rstrip("/"),
+            log_format=_log_format(
+                raw("CREDIT_DRIFT_LOG_FORMAT"), raw.where("CREDIT_DRIFT_LOG_FORMAT")
+            ),
             project_file=raw.project_file,
         )
         unknown = set(overrides) - {f.name for f in fields(cls)}
@@ -418,6 +447,8 @@ class Settings:
             "CREDIT_DRIFT_API_KEY": self.api_key,
             "CREDIT_DRIFT_ALLOW_REPLAY": "1" if self.allow_replay else "0",
             "CREDIT_DRIFT_ALERT_WEBHOOK_URL": self.alert_webhook_url,
+            "CREDIT_DRIFT_DAGSTER_URL": self.dagster_url,
+            "CREDIT_DRIFT_LOG_FORMAT": self.log_format,
         }
 
 

@@ -92,3 +92,27 @@ def model_dir(tmp_path_factory):
     artifacts = train_model(data, config=TrainConfig(n_estimators=30, n_jobs=1))
     save_artifacts(artifacts, root / "artifacts")
     return root, paths, artifacts
+
+
+def replay_batches(db_url: str, model_dir, batches: list[dict], *, batch_size: int):
+    """Log scenario `batches` (e.g. {"kind": "sudden", "intensity": 0.7}) into `db_url` through
+    the replay path, batch i on 2026-11-01 + i days, from the small model's unseen pool (which is
+    returned). The database is migrated first."""
+    from credit_drift.data.loader import load_pool
+    from credit_drift.simulator.replay import replay
+    from credit_drift.simulator.scenario import Scenario
+    from credit_drift.storage.db import upgrade
+
+    _, paths, artifacts = model_dir
+    upgrade(db_url)
+    pool = load_pool(paths.pool, artifacts.schema)
+    replay(
+        database_url=db_url,
+        artifacts=artifacts,
+        pool=pool,
+        scenario=Scenario.from_dict({"name": "t", "batches": batches}),
+        batch_size=batch_size,
+        start_date="2026-11-01",
+        progress=False,
+    )
+    return pool

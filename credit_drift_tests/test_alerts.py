@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from credit_drift.data.loader import load_pool
 from credit_drift.definitions import defs
 from credit_drift.defs.assets import (
     drift_report,
@@ -26,8 +25,6 @@ from credit_drift.defs.assets import (
 from credit_drift.defs.resources import resources_from_settings
 from credit_drift.pipeline import alerts as delivery
 from credit_drift.settings import Settings
-from credit_drift.simulator.replay import replay
-from credit_drift.simulator.scenario import Scenario
 from credit_drift.stats.policy import should_alert
 from credit_drift.stats.results import top_drifted
 from credit_drift.storage.alert_outbox import (
@@ -38,6 +35,7 @@ from credit_drift.storage.alert_outbox import (
 )
 from credit_drift.storage.db import make_engine, upgrade
 from credit_drift.storage.drift_results import read_drift_reports, read_feature_drift
+from credit_drift_tests.conftest import replay_batches
 
 # drift_report depends on feature_drift and production_window: the alert needs nothing else.
 DAY_ASSETS = [production_window, feature_drift, drift_report]
@@ -77,15 +75,7 @@ def project(env, model_dir, monkeypatch):
     monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
 
     def setup(batches):
-        replay(
-            database_url=env,
-            artifacts=artifacts,
-            pool=load_pool(paths.pool, artifacts.schema),
-            scenario=Scenario.from_dict({"name": "t", "batches": batches}),
-            batch_size=BATCH_SIZE,
-            start_date=START,
-            progress=False,
-        )
+        replay_batches(env, model_dir, batches, batch_size=BATCH_SIZE)
         instance = dg.DagsterInstance.ephemeral()
         assert dg.materialize(
             [reference_profile], resources=_resources(), instance=instance

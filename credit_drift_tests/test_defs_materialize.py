@@ -9,16 +9,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from credit_drift.data.loader import load_pool
 from credit_drift.definitions import defs
 from credit_drift.defs.assets import daily_assets, production_window, reference_profile
 from credit_drift.defs.resources import resources_from_settings
 from credit_drift.settings import Settings
-from credit_drift.simulator.replay import replay
-from credit_drift.simulator.scenario import Scenario
 from credit_drift.storage.alert_outbox import read_alerts
-from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.db import make_engine
 from credit_drift.storage.drift_results import read_drift_reports, read_feature_drift
+from credit_drift_tests.conftest import replay_batches
 
 
 def _replay_days(db_url, model_dir, tmp_path, monkeypatch, second_day: dict):
@@ -29,19 +27,7 @@ def _replay_days(db_url, model_dir, tmp_path, monkeypatch, second_day: dict):
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
     monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
-    upgrade(db_url)
-    pool = load_pool(paths.pool, artifacts.schema)
-    scenario = Scenario.from_dict({"name": "t", "batches": [{"kind": "clean"}, second_day]})
-    replay(
-        database_url=db_url,
-        artifacts=artifacts,
-        pool=pool,
-        scenario=scenario,
-        batch_size=600,
-        start_date="2026-11-01",
-        progress=False,
-    )
-    return pool
+    return replay_batches(db_url, model_dir, [{"kind": "clean"}, second_day], batch_size=600)
 
 
 def _resources():

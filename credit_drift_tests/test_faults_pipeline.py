@@ -14,12 +14,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from credit_drift.data.loader import load_pool
-from credit_drift.simulator.replay import replay
-from credit_drift.simulator.scenario import Scenario
 from credit_drift.storage.alert_outbox import read_alerts
-from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.db import make_engine
 from credit_drift.storage.drift_results import read_drift_reports
+from credit_drift_tests.conftest import replay_batches
 from credit_drift_tests.test_alerts import Webhook
 
 pytestmark = pytest.mark.slow
@@ -43,17 +41,8 @@ def state(db_url, model_dir, tmp_path, monkeypatch):
     for key in ("CREDIT_DRIFT_HOME", "DATABASE_URL", "CREDIT_DRIFT_ARTIFACTS_DIR"):
         monkeypatch.setenv(key, env[key])
     monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", env["CREDIT_DRIFT_TRAINING_DATA"])
-    upgrade(db_url)
-    replay(
-        database_url=db_url,
-        artifacts=artifacts,
-        pool=load_pool(paths.pool, artifacts.schema),
-        scenario=Scenario.from_dict(
-            {"name": "t", "batches": [{"kind": "clean"}, {"kind": "sudden", "intensity": 0.7}]}
-        ),
-        batch_size=500,
-        start_date="2026-11-01",
-        progress=False,
+    replay_batches(
+        db_url, model_dir, [{"kind": "clean"}, {"kind": "sudden", "intensity": 0.7}], batch_size=500
     )
     done = _dagster(env, tmp_path / "home0", "--select", "reference_profile").wait(timeout=600)
     assert done == 0

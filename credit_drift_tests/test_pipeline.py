@@ -7,7 +7,6 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from credit_drift.data.loader import load_pool
 from credit_drift.pipeline.config import PipelineConfig
 from credit_drift.pipeline.evidently import build_evidently
 from credit_drift.pipeline.feature_drift import compute_feature_drift
@@ -20,28 +19,18 @@ from credit_drift.pipeline.reference import (
 from credit_drift.pipeline.report import write_drift_report
 from credit_drift.pipeline.window import read_production_window
 from credit_drift.settings import Settings
-from credit_drift.simulator.replay import replay
-from credit_drift.simulator.scenario import Scenario
 from credit_drift.storage.alert_outbox import read_alerts
-from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.db import make_engine
 from credit_drift.storage.drift_results import read_drift_report, read_feature_drift
 from credit_drift.storage.windows import DayWindow
+from credit_drift_tests.conftest import replay_batches
 
 
 @pytest.fixture
 def setup(db_url, model_dir, tmp_path):
     root, paths, artifacts = model_dir
-    upgrade(db_url)
-    replay(
-        database_url=db_url,
-        artifacts=artifacts,
-        pool=load_pool(paths.pool, artifacts.schema),
-        scenario=Scenario.from_dict(
-            {"name": "t", "batches": [{"kind": "clean"}, {"kind": "sudden", "intensity": 0.7}]}
-        ),
-        batch_size=500,
-        start_date="2026-11-01",
-        progress=False,
+    replay_batches(
+        db_url, model_dir, [{"kind": "clean"}, {"kind": "sudden", "intensity": 0.7}], batch_size=500
     )
     config = PipelineConfig.from_settings(
         Settings.from_env(

@@ -5,6 +5,7 @@ import dagster as dg
 
 # Modules, not names: the definitions loader would collect imported assets twice.
 from credit_drift.defs import assets
+from credit_drift.defs.loggers import SELECT_CONSOLE_LOGGER
 from credit_drift.defs.partitions import daily_partitions
 
 daily_drift_job = dg.define_asset_job(
@@ -15,6 +16,7 @@ daily_drift_job = dg.define_asset_job(
     "several days per run).",
     # One process per run: the multiprocess executor costs 3-6 s per step on 2 cores.
     executor_def=dg.in_process_executor,
+    config=SELECT_CONSOLE_LOGGER,
 )
 
 reference_profile_job = dg.define_asset_job(
@@ -22,6 +24,7 @@ reference_profile_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(assets.reference_profile),
     description="Refit the reference profile (after retraining the model).",
     executor_def=dg.in_process_executor,
+    config=SELECT_CONSOLE_LOGGER,
 )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from credit_drift.serving import metrics
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.errors import add_error_handlers
 from credit_drift.serving.middleware import RequestLogMiddleware
@@ -102,6 +103,8 @@ def create_app(
     app.state.api_log_writer = writer
     app.state.settings = settings
     app.add_middleware(RequestLogMiddleware, writer=writer, logger=logger)
+    # Added last, so outermost: /metrics is answered before the request log sees it.
+    metrics.instrument(app, service, writer)
     add_error_handlers(app)
     app.include_router(predict.router)
     app.include_router(health.router)

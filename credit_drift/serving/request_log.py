@@ -88,6 +88,7 @@ class ApiLogWriter:
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.written = 0
+        self.failed = 0  # failed write attempts (each batch retried later)
 
     def submit(self, row: ApiLogRow) -> None:
         with self._cond:
@@ -164,6 +165,7 @@ class ApiLogWriter:
                 self._write(batch)
             except Exception as exc:  # noqa: BLE001 - keep the rows, retry later
                 ok = False
+                self.failed += 1
                 log_json(
                     self._logger,
                     logging.WARNING,

@@ -57,4 +57,8 @@ def run_server(
 
     load_artifacts(settings.artifacts_dir)
     os.environ.update(settings_environment(settings))
+    # Before the workers start: their metrics add up in one directory (serving.metrics).
+    from credit_drift.serving.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(workers)
     uvicorn.run(FACTORY, factory=True, workers=workers, **common)

@@ -350,20 +350,11 @@ class ReferenceProfile:
         rows = sorted(feature_rows, key=lambda r: int(r["position"]))
         specs, features, importance = [], {}, {}
         for row in rows:
-            name, kind = str(row["feature"]), str(row["kind"])
-            payload = zlib.decompress(bytes(row["summary"]))
-            if kind == "numeric":
-                values, counts = _npy_load(payload, 2)
-                features[name] = NumericReference(values, counts, int(row["nan_count"]))
-                specs.append(FeatureSpec(name))
-            elif kind == "categorical":
-                doc = json.loads(payload)
-                features[name] = CategoricalReference(
-                    tuple(doc["categories"]), np.asarray(doc["counts"]), int(row["nan_count"])
-                )
-                specs.append(FeatureSpec(name, "categorical", tuple(doc["schema_categories"])))
-            else:
-                raise ReferenceProfileError(f"stored feature {name!r} has unknown kind {kind!r}")
+            name = str(row["feature"])
+            features[name], spec = _feature_from_record(
+                name, str(row["kind"]), row["summary"], row["nan_count"]
+            )
+            specs.append(spec)
             imp = row.get("importance")
             importance[name] = 0.0 if imp is None else float(imp)
         schema = FeatureSchema(tuple(specs))
@@ -375,8 +366,7 @@ class ReferenceProfile:
         (sample,) = _npy_load(zlib.decompress(bytes(blobs["joint_sample"])), 1)
         scores = None
         if "training_scores" in blobs:
-            s_values, s_counts = _npy_load(zlib.decompress(bytes(blobs["training_scores"])), 2)
-            scores = NumericReference(s_values, s_counts, 0)
+            scores = training_scores_from_blob(blobs["training_scores"])
         profile = cls(
             schema=schema,
             features=features,
@@ -486,6 +476,36 @@ def fit_reference(
         training_scores=training_scores,
         seed=seed,
     )
+
+
+def _feature_from_record(
+    name: str, kind: str, summary: bytes, nan_count: int
+) -> tuple["NumericReference | CategoricalReference", FeatureSpec]:
+    payload = zlib.decompress(bytes(summary))
+    if kind == "numeric":
+        values, counts = _npy_load(payload, 2)
+        return NumericReference(values, counts, int(nan_count)), FeatureSpec(name)
+    if kind == "categorical":
+        doc = json.loads(payload)
+        ref = CategoricalReference(
+            tuple(doc["categories"]), np.asarray(doc["counts"]), int(nan_count)
+        )
+        return ref, FeatureSpec(name, "categorical", tuple(doc["schema_categories"]))
+    raise ReferenceProfileError(f"stored feature {name!r} has unknown kind {kind!r}")
+
+
+def feature_reference_from_record(
+    name: str, kind: str, summary: bytes, nan_count: int
+) -> "NumericReference | CategoricalReference":
+    """One feature's summary from its stored `to_records` row, without restoring the whole
+    profile (a reader showing one feature's reference distribution)."""
+    return _feature_from_record(name, kind, summary, nan_count)[0]
+
+
+def training_scores_from_blob(blob: bytes) -> NumericReference:
+    """The training scores' summary from its stored `training_scores` blob."""
+    values, counts = _npy_load(zlib.decompress(bytes(blob)), 2)
+    return NumericReference(values, counts, 0)
 
 
 # -- byte helpers ---------------------------------------------------------------------------
