@@ -348,7 +348,13 @@ def run_alert_sensor(instance, *, verbose: bool = False) -> list[str]:
             job.execute_in_process(
                 run_config={**request.run_config, **_run_config(verbose)},
                 instance=instance,
-                tags={**request.tags, "dagster/run_key": request.run_key},
+                # The tags the daemon gives a sensor's runs: a daemon started later on this
+                # instance sees the run key as taken and launches no second alert run.
+                tags={
+                    **request.tags,
+                    "dagster/run_key": request.run_key,
+                    "dagster/sensor_name": "drift_alert_sensor",
+                },
                 resources=resources,
             )
         alerted.append(request.tags["credit_drift/report_date"])

@@ -47,7 +47,9 @@ def drift_alert_sensor(
         return dg.SkipReason("no new alert")
     requests = []
     for alert in alerts:
-        context.log.warning(alert_log_line(alert))
+        # INFO: the alert itself was logged (WARNING) by the drift_report run that raised it,
+        # and a daemon starting on state the CLI already handled re-reads old alerts here.
+        context.log.info(f"announcing {alert_log_line(alert)}")
         day = alert.report_date.isoformat()
         requests.append(
             dg.RunRequest(
