@@ -23,15 +23,22 @@ from credit_drift.settings import Settings, redact_url
 #: The first line marks a DAGSTER_HOME configuration written by this module (and rewritten when
 #: it changes); a dagster.yaml without it is the user's own and is never touched.
 INSTANCE_YAML = """\
-# DAGSTER_HOME of credit-drift's state directory (written by credit-drift): Dagster's default
-# SQLite storage. deploy/dagster.yaml is the production (PostgreSQL) configuration.
+# The Dagster instance of a local credit-drift state directory: Dagster's default SQLite storage
+# under DAGSTER_HOME. credit-drift writes this file into $CREDIT_DRIFT_HOME/dagster (the demo,
+# `credit-drift materialize`, `credit-drift ui`); the copy at the top of the repository is what
+# `dagster dev` run in the checkout picks up. deploy/dagster.yaml is the production (PostgreSQL)
+# configuration.
 telemetry:
   enabled: false
 # The UI's "join the community" newsletter dialog would cover the first view of every new state.
 nux:
   enabled: false
 """
-_GENERATED_MARK = "# DAGSTER_HOME of credit-drift's state directory"
+#: How every generated version of INSTANCE_YAML begins: such a file is rewritten when it differs.
+_GENERATED_MARKS = (
+    "# The Dagster instance of a local credit-drift state directory",
+    "# DAGSTER_HOME of credit-drift's state directory",
+)
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -49,7 +56,7 @@ def dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or (
-        config.read_text().startswith(_GENERATED_MARK) and config.read_text() != INSTANCE_YAML
+        config.read_text().startswith(_GENERATED_MARKS) and config.read_text() != INSTANCE_YAML
     ):
         config.write_text(INSTANCE_YAML)
     return home
@@ -184,10 +191,16 @@ class RunOutcome:
     seconds: float = 0.0
 
 
+def _definitions():
+    """The definitions as the environment is now: this process (the demo, tests) may have
+    pointed it at another state directory since `credit_drift.definitions` was imported."""
+    from credit_drift.definitions import load_definitions
+
+    return load_definitions()
+
+
 def _resources() -> dict:
-    """Resources from the environment as it is now: the definitions bound theirs when they were
-    first imported, and this process (the demo, tests) may have pointed the environment at
-    another state directory since."""
+    """The resources of the environment as it is now (for a sensor's context)."""
     from credit_drift.defs.resources import resources_from_settings
 
     return resources_from_settings()
@@ -240,15 +253,13 @@ def has_reference(instance) -> bool:
 def materialize_reference(
     instance, *, raise_on_error: bool = True, verbose: bool = False
 ) -> RunOutcome:
-    from credit_drift.definitions import defs
-
+    defs = _definitions()
     started = time.monotonic()
     with _project_logs(verbose):
         result = defs.resolve_job_def("reference_profile_job").execute_in_process(
             instance=instance,
             raise_on_error=raise_on_error,
             run_config=_run_config(verbose),
-            resources=_resources(),
         )
     return RunOutcome(
         None,
@@ -269,10 +280,8 @@ def materialize_days(
 ) -> list[RunOutcome]:
     """One run of the daily drift job per day (as a Dagster backfill would launch them);
     `on_day` is called with each day's outcome as soon as its run ends."""
-    from credit_drift.definitions import defs
-
+    defs = _definitions()
     job = defs.resolve_job_def("daily_drift_job")
-    resources = _resources()
     outcomes = []
     for day in days:
         started = time.monotonic()
@@ -282,7 +291,6 @@ def materialize_days(
                 instance=instance,
                 raise_on_error=raise_on_error,
                 run_config=_run_config(verbose),
-                resources=resources,
             )
         outcome = RunOutcome(
             day,
@@ -321,8 +329,7 @@ def run_alert_sensor(instance, *, verbose: bool = False) -> list[str]:
     ran in this instance is skipped, as the daemon would. Returns the alerted days."""
     import dagster as dg
 
-    from credit_drift.definitions import defs
-
+    defs = _definitions()
     sensor = defs.resolve_sensor_def("drift_alert_sensor")
     origin_key = "credit_drift/demo_sensor_cursor"
     stored = instance.run_storage.get_cursor_values({origin_key}).get(origin_key)
@@ -355,7 +362,6 @@ def run_alert_sensor(instance, *, verbose: bool = False) -> list[str]:
                     "dagster/run_key": request.run_key,
                     "dagster/sensor_name": "drift_alert_sensor",
                 },
-                resources=resources,
             )
         alerted.append(request.tags["credit_drift/report_date"])
     return alerted

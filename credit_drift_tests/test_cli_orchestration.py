@@ -141,6 +141,21 @@ def test_dagster_home_disables_the_community_popup_and_keeps_users_own_config(st
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
 
 
+def test_the_checkouts_dagster_yaml_is_the_local_instance_config(tmp_path):
+    """`dagster dev` run in the checkout reads ./dagster.yaml: it must be the same local SQLite
+    configuration credit-drift writes into a state directory, never the production one."""
+    import shutil
+
+    import dagster as dg
+
+    checkout = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    assert checkout.read_text() == orchestration.INSTANCE_YAML
+    shutil.copy(checkout, tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    assert not instance.nux_enabled
+    assert "Sqlite" in type(instance.run_storage).__name__
+
+
 def test_ui_runs_dg_dev_of_its_own_environment_not_the_path(state, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
@@ -192,3 +207,17 @@ def test_a_failing_run_is_one_plain_line_too(state, capsys, monkeypatch):
     assert err.startswith("credit-drift: error: the reference profile failed: reference_profile: ")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "credit_drift." not in err.split("failed: ", 1)[1].split(" (run ")[0][:40]
+
+
+def test_runs_read_the_environment_as_it_is_now_not_as_it_was_at_import(state, monkeypatch):
+    """The demo and the tests import the definitions once, then point the environment at another
+    state directory: the runs must use the new one (a stale model path once failed CI when the
+    checkout's own artifacts/ was empty)."""
+    import credit_drift.definitions  # noqa: F401 - bound to the environment of this moment
+
+    elsewhere = state.parent / "elsewhere-artifacts"
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(elsewhere))
+    instance = orchestration.instance_for(Settings.from_env())
+    outcome = orchestration.materialize_reference(instance, raise_on_error=False)
+    assert not outcome.success
+    assert str(elsewhere) in outcome.error

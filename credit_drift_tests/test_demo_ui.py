@@ -106,7 +106,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def webserver(demo, tmp_path_factory) -> str:
     """`dagster-webserver -m credit_drift.definitions` on the demo's DAGSTER_HOME, run from a
-    scratch directory (the repository's dagster.yaml is the production PostgreSQL config)."""
+    scratch directory, as a deployment would."""
     cwd = tmp_path_factory.mktemp("webserver")
     log_path = cwd / "webserver.log"
     port = _free_port()
