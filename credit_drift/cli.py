@@ -242,6 +242,9 @@ def cmd_ui(args: argparse.Namespace) -> None:
         "(Ctrl-C stops it)",
         flush=True,
     )
+    # From DAGSTER_HOME: Dagster warns about a dagster.yaml in any other current folder (the
+    # checkout has one), and its scratch files stay in the state directory.
+    os.chdir(home)
     os.execve(sys.executable, cmd, env)
 
 

@@ -158,12 +158,16 @@ def test_the_checkouts_dagster_yaml_is_the_local_instance_config(tmp_path):
 
 def test_ui_runs_dg_dev_of_its_own_environment_not_the_path(state, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(os, "execve", lambda path, argv, env: calls.append((path, argv, env)))
+    monkeypatch.setattr(
+        os, "execve", lambda path, argv, env: calls.append((path, argv, env, Path.cwd()))
+    )
     monkeypatch.setenv("PATH", "/nonexistent")  # no dagster on the PATH
     (state.parent / "credit-drift.toml").write_text('target_column = "risk"\n')
     assert main(["ui", "--port", "3917"]) == 0
-    ((path, argv, env),) = calls
+    ((path, argv, env, cwd),) = calls
     assert path == sys.executable and argv[0] == sys.executable
+    # Started in DAGSTER_HOME: Dagster warns about a dagster.yaml in any other current folder.
+    assert cwd == state / "dagster"
     assert argv[1:5] == ["-m", "dagster_dg_cli.cli", "dev", "-m"]
     assert "credit_drift.definitions" in argv and "3917" in argv
     assert env["DAGSTER_HOME"] == str(state / "dagster")
