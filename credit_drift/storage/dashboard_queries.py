@@ -438,37 +438,53 @@ def _percentiles_by_day(
     return pd.DataFrame(out)
 
 
+def _counts_by_day(
+    conn, table: str, aggregates: dict[str, str], first: dt.date | None, last: dt.date | None
+) -> pd.DataFrame:
+    """One row per UTC day of `table` (by `created_at`) within [first, last]: `day` (a date)
+    and one column per SQL aggregate of `aggregates` (name -> expression, written here, never
+    from user input)."""
+    start, end = _bounds(first, last)
+    day = _day_sql(conn, "created_at")
+    selected = ", ".join(f"{expression} AS {name}" for name, expression in aggregates.items())
+    stmt = sa.text(
+        f"""
+        SELECT {day} AS day, {selected}
+        FROM {table}
+        WHERE created_at >= :start AND created_at < :end
+        GROUP BY {day} ORDER BY {day}
+        """
+    ).bindparams(
+        sa.bindparam("start", start, type_=UTCDateTime()),
+        sa.bindparam("end", end, type_=UTCDateTime()),
+    )
+    counts = pd.DataFrame(conn.execute(stmt).mappings().all(), columns=["day", *aggregates])
+    counts["day"] = counts["day"].map(_as_date).astype(object)
+    return counts
+
+
 def decisions_by_day(
     engine: Engine, first: dt.date | None = None, last: dt.date | None = None
 ) -> pd.DataFrame:
     """Per day of logged predictions (columns `DECISION_COLUMNS`): volume, APPROVED / REFUSED
     counts and rates, mean probability of default, and inference-time percentiles (the API's
     validation + scoring time per application)."""
-    start, end = _bounds(first, last)
     with engine.connect() as conn:
-        day = _day_sql(conn, "created_at")
-        stmt = sa.text(
-            f"""
-            SELECT {day} AS day, COUNT(*) AS n_predictions,
-                   SUM(CASE WHEN decision = 'APPROVED' THEN 1 ELSE 0 END) AS n_approved,
-                   SUM(CASE WHEN decision = 'REFUSED' THEN 1 ELSE 0 END) AS n_refused,
-                   AVG(probability) AS mean_probability
-            FROM predictions
-            WHERE created_at >= :start AND created_at < :end
-            GROUP BY {day} ORDER BY {day}
-            """
-        ).bindparams(
-            sa.bindparam("start", start, type_=UTCDateTime()),
-            sa.bindparam("end", end, type_=UTCDateTime()),
-        )
-        counts = pd.DataFrame(
-            conn.execute(stmt).mappings().all(),
-            columns=["day", "n_predictions", "n_approved", "n_refused", "mean_probability"],
+        counts = _counts_by_day(
+            conn,
+            "predictions",
+            {
+                "n_predictions": "COUNT(*)",
+                "n_approved": "SUM(CASE WHEN decision = 'APPROVED' THEN 1 ELSE 0 END)",
+                "n_refused": "SUM(CASE WHEN decision = 'REFUSED' THEN 1 ELSE 0 END)",
+                "mean_probability": "AVG(probability)",
+            },
+            first,
+            last,
         )
         latency = _percentiles_by_day(
             conn, "predictions", "inference_time_ms", first, last, "inference"
         )
-    counts["day"] = counts["day"].map(_as_date).astype(object)
     counts = counts.astype(
         {"n_predictions": "int64", "n_approved": "int64", "n_refused": "int64"}
     ).astype({"mean_probability": "float64"})
@@ -486,29 +502,20 @@ def api_traffic_by_day(
     """Per day of `api_logs` (columns `TRAFFIC_COLUMNS`): requests, 4xx (rejected) and 5xx
     (server error) counts, their rates, and request-latency percentiles. Days are when the
     request reached the API, which for replayed traffic is not the prediction's event day."""
-    start, end = _bounds(first, last)
     with engine.connect() as conn:
-        day = _day_sql(conn, "created_at")
-        stmt = sa.text(
-            f"""
-            SELECT {day} AS day, COUNT(*) AS requests,
-                   SUM(CASE WHEN status_code >= 400 AND status_code < 500 THEN 1 ELSE 0 END)
-                       AS client_errors,
-                   SUM(CASE WHEN status_code >= 500 THEN 1 ELSE 0 END) AS server_errors
-            FROM api_logs
-            WHERE created_at >= :start AND created_at < :end
-            GROUP BY {day} ORDER BY {day}
-            """
-        ).bindparams(
-            sa.bindparam("start", start, type_=UTCDateTime()),
-            sa.bindparam("end", end, type_=UTCDateTime()),
-        )
-        counts = pd.DataFrame(
-            conn.execute(stmt).mappings().all(),
-            columns=["day", "requests", "client_errors", "server_errors"],
+        counts = _counts_by_day(
+            conn,
+            "api_logs",
+            {
+                "requests": "COUNT(*)",
+                "client_errors": "SUM(CASE WHEN status_code >= 400 AND status_code < 500 "
+                "THEN 1 ELSE 0 END)",
+                "server_errors": "SUM(CASE WHEN status_code >= 500 THEN 1 ELSE 0 END)",
+            },
+            first,
+            last,
         )
         latency = _percentiles_by_day(conn, "api_logs", "latency_ms", first, last, "latency")
-    counts["day"] = counts["day"].map(_as_date).astype(object)
     counts = counts.astype(
         {"requests": "int64", "client_errors": "int64", "server_errors": "int64"}
     )
