@@ -23,7 +23,6 @@ import html.parser
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import httpx
 import pytest
 
 from credit_drift.demo import MARKER, DemoError, DemoPaths, fresh_state, run_demo
+from credit_drift_tests.browser import chromium_or_skip, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -97,19 +97,13 @@ def demo_settings(demo: DemoPaths):
     return Settings.from_env({**os.environ, **demo.environment()})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def webserver(demo, tmp_path_factory) -> str:
     """`dagster-webserver -m credit_drift.definitions` on the demo's DAGSTER_HOME, run from a
     scratch directory, as a deployment would."""
     cwd = tmp_path_factory.mktemp("webserver")
     log_path = cwd / "webserver.log"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **demo.environment()}  # DAGSTER_HOME=<home>/dagster included
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -166,13 +160,7 @@ def graphql(url: str, query: str) -> dict:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        reason = "no chromium on PATH (Debian: apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{reason}; CI=true: the browser tests must run, not skip")
-        pytest.skip(reason)
-    return exe
+    return chromium_or_skip()
 
 
 def browse(exe: str, tmp_path: Path, url: str, *mode: str) -> subprocess.CompletedProcess:

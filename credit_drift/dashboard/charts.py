@@ -105,8 +105,10 @@ def drift_timeline_chart(
     )
 
 
-def rate_chart(frame: pd.DataFrame, columns: dict[str, str], *, title: str) -> alt.Chart:
-    """Lines of per-day rates (0-1) shown as percentages; `columns` maps column -> legend."""
+def _series_chart(
+    frame: pd.DataFrame, columns: dict[str, str], *, title: str, axis: alt.Axis, value_format: str
+) -> alt.Chart:
+    """Lines of per-day values, one per column of `columns` (column -> legend)."""
     data = frame.assign(day=_dates(frame["day"]))
     long = data.melt(id_vars=["day"], value_vars=list(columns), var_name="series")
     long["series"] = long["series"].map(columns)
@@ -115,38 +117,26 @@ def rate_chart(frame: pd.DataFrame, columns: dict[str, str], *, title: str) -> a
         .mark_line(point=True)
         .encode(
             x=_day_axis(),
-            y=alt.Y("value:Q", title=title, axis=alt.Axis(format="%")),
+            y=alt.Y("value:Q", title=title, axis=axis),
             color=alt.Color("series:N", title=None),
             tooltip=[
                 alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"),
                 "series:N",
-                alt.Tooltip("value:Q", format=".1%"),
+                alt.Tooltip("value:Q", format=value_format),
             ],
         )
         .properties(height=260)
     )
+
+
+def rate_chart(frame: pd.DataFrame, columns: dict[str, str], *, title: str) -> alt.Chart:
+    """Lines of per-day rates (0-1) shown as percentages; `columns` maps column -> legend."""
+    return _series_chart(frame, columns, title=title, axis=alt.Axis(format="%"), value_format=".1%")
 
 
 def lines_chart(frame: pd.DataFrame, columns: dict[str, str], *, title: str) -> alt.Chart:
     """Lines of per-day values (e.g. latency percentiles); `columns` maps column -> legend."""
-    data = frame.assign(day=_dates(frame["day"]))
-    long = data.melt(id_vars=["day"], value_vars=list(columns), var_name="series")
-    long["series"] = long["series"].map(columns)
-    return (
-        alt.Chart(long)
-        .mark_line(point=True)
-        .encode(
-            x=_day_axis(),
-            y=alt.Y("value:Q", title=title),
-            color=alt.Color("series:N", title=None),
-            tooltip=[
-                alt.Tooltip("day:T", format="%Y-%m-%d", formatType="utc"),
-                "series:N",
-                alt.Tooltip("value:Q", format=".2f"),
-            ],
-        )
-        .properties(height=260)
-    )
+    return _series_chart(frame, columns, title=title, axis=alt.Axis(), value_format=".2f")
 
 
 def volume_chart(frame: pd.DataFrame, column: str, *, title: str) -> alt.Chart:
