@@ -5,6 +5,7 @@ Imports are deferred into each subcommand so that `credit-drift --help` answers 
 """
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
@@ -220,6 +221,41 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stability(args: argparse.Namespace) -> None:
+    from credit_drift import orchestration
+    from credit_drift.pipeline.reference import load_reference_profile
+    from credit_drift.pipeline.stability import period_tables, stability_period
+    from credit_drift.reports.stability import write_stability_export
+    from credit_drift.storage.db import make_engine, upgrade
+
+    s = _settings()
+    days = orchestration.days_between(args.from_day, args.to_day or args.from_day)
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+    upgrade(s.database_url)
+    engine = make_engine(s.database_url)
+    reference = load_reference_profile(engine)
+    daily, csi = period_tables(stability_period(engine, reference, first, last))
+    out = Path(args.out).expanduser().resolve() if args.out else s.reports_dir / "stability"
+    paths = write_stability_export(
+        daily,
+        csi,
+        out,
+        first,
+        last,
+        profile_version=reference.profile_version,
+        model_version=reference.model_version,
+    )
+    shown = daily[["day", "n_predictions", "score_psi", "score_band", "approval_rate"]]
+    shown = shown.assign(
+        max_shifted_csi=daily["max_shifted_csi"],
+        characteristic=daily["max_shifted_csi_feature"],
+        results=daily["drift_results"],
+    )
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    print(f"report: {shown_path(paths.html)}")
+    print(f"tables: {shown_path(paths.daily_csv)}, {shown_path(paths.csi_csv)}")
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     print_status(_settings())
 
@@ -401,6 +437,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log")
     _add_home(p)
     p.set_defaults(func=cmd_materialize)
+
+    p = sub.add_parser(
+        "stability",
+        help="export the stability report (score PSI, characteristic CSI, approval rate) of a "
+        "range of days as CSV and HTML",
+        description="The stability report a validation team files, for [--from, --to]: PSI of the "
+        "score and CSI of every characteristic on the development sample's fixed bins (0.10 / "
+        "0.25 bands, with what sampling noise alone gives at each day's size), approval rate "
+        "against the development sample's. Reads the database only: CSI needs the days' drift "
+        "results (credit-drift materialize).",
+    )
+    p.add_argument("--from", dest="from_day", required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--to", dest="to_day", help="last day, inclusive (default: --from)")
+    p.add_argument("--out", help="folder for the files (default: the reports folder/stability)")
+    _add_home(p)
+    p.set_defaults(func=cmd_stability)
 
     p = sub.add_parser("status", help="print the drift timeline (drift_reports) and the alerts")
     _add_home(p)

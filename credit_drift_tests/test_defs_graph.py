@@ -18,6 +18,7 @@ DAILY = {
     "evidently_report",
     "drift_report",
     "operational_metrics",
+    "stability_report",
 }
 
 
@@ -51,6 +52,7 @@ def test_dependencies():
     assert deps("evidently_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("drift_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("operational_metrics") == {"production_window", "reference_profile"}
+    assert deps("stability_report") == {"production_window", "feature_drift", "reference_profile"}
 
 
 def test_snapshot_of_what_runs_where():
@@ -78,6 +80,7 @@ def test_snapshot_of_what_runs_where():
         "evidently_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "drift_report": (none, pool, multi, DOWNSTREAM_OF_THE_DAY),
         "operational_metrics": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
+        "stability_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
     }
 

@@ -153,7 +153,8 @@ def test_the_days_chain_is_automated():
 
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert specs["production_window"].automation_condition == WHEN_THE_DAY_CLOSES
-    for key in ("feature_drift", "evidently_report", "drift_report", "operational_metrics"):
+    downstream = ("feature_drift", "evidently_report", "drift_report", "operational_metrics")
+    for key in (*downstream, "stability_report"):
         assert specs[key].automation_condition == DOWNSTREAM_OF_THE_DAY, key
     instance = dg.DagsterInstance.ephemeral()
     cursor = None
@@ -295,6 +296,7 @@ def test_dagster_cli_materializes_a_partition_on_a_fresh_dagster_home(project, t
     dagster = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
     module = ["-m", "credit_drift.definitions"]
     daily = "production_window,feature_drift,evidently_report,drift_report,operational_metrics"
+    daily += ",stability_report"
     for extra in (
         ["--select", "reference_profile"],
         ["--select", daily, "--partition", "2026-11-02"],

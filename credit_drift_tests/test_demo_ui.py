@@ -46,7 +46,7 @@ DAYS = [(dt.date(2026, 11, 1) + dt.timedelta(days=i)).isoformat() for i in range
 KINDS = ["clean"] * 3 + ["gradual"] * 3 + ["sudden"] * 2
 EXPECTED_STATUS = ["OK", "OK", "OK", "OK", "WARNING", "WARNING", "ALERT", "ALERT"]
 WINDOWED = ["production_window", "feature_drift", "evidently_report", "drift_report"]
-WINDOWED += ["operational_metrics"]
+WINDOWED += ["operational_metrics", "stability_report"]
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["ks_top_features.png", "distributions.png", "drift_timeline.png", "operational.png"]
 ALERT_DAY = "2026-11-07"

@@ -20,7 +20,7 @@ from credit_drift.defs.resources import (
     ReferenceProfileResource,
 )
 from credit_drift.pipeline import evidently as evidently_step
-from credit_drift.pipeline import operations, report, window
+from credit_drift.pipeline import operations, report, stability, window
 from credit_drift.pipeline.feature_drift import FeatureDriftResult, compute_feature_drift
 from credit_drift.pipeline.reference import build_reference_profile
 from credit_drift.pipeline.window import ProductionWindow
@@ -407,10 +407,73 @@ def operational_metrics(
     return dg.MaterializeResult()
 
 
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    deps=[reference_profile],
+    group_name=GROUP,
+    kinds={"python"},
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
+)
+def stability_report(
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    feature_drift: Drifts,
+    reference: ReferenceProfileResource,
+) -> dg.MaterializeResult:
+    """The stability report a validation team files: PSI of the score and CSI of every
+    characteristic on the development sample's fixed bins, against the 0.10 / 0.25 bands and
+    against what sampling noise alone gives at the day's size; approval rate against the
+    development sample's at the same threshold. `credit-drift stability` exports a period."""
+    loaded = reference.load()
+    for day in day_windows(context):
+        meta = production_window[day.key].meta
+        day_report = stability.stability_of_day(
+            loaded,
+            day,
+            meta[["probability", "decision", "threshold"]],
+            feature_drift[day.key].results,
+        )
+        summary = day_report.summary()
+        context.add_asset_metadata(
+            {
+                "n_predictions": dg.MetadataValue.int(day_report.n_predictions),
+                "score_band": summary["score_band"],
+                "score_interpretation": summary["score_interpretation"],
+                "n_csi_moderate": dg.MetadataValue.int(summary["n_csi_moderate"]),
+                "n_csi_significant": dg.MetadataValue.int(summary["n_csi_significant"]),
+                "n_csi_within_noise": dg.MetadataValue.int(summary["n_csi_within_noise"]),
+                **md.floats(
+                    score_psi=summary["score_psi"],
+                    score_expected_if_stable=summary["score_expected_if_stable"],
+                    score_ks_p_value=summary["score_ks_p_value"],
+                    approval_rate=summary["approval_rate"],
+                    development_approval_rate=summary["development_approval_rate"],
+                    max_shifted_csi=summary["max_shifted_csi"],
+                ),
+                "largest_csi": md.table(
+                    day_report.csi.head(15)[
+                        [
+                            "feature",
+                            "csi",
+                            "band",
+                            "expected_if_stable",
+                            "test_p_adjusted",
+                            "interpretation",
+                        ]
+                    ]
+                ),
+            },
+            partition_key=day.key,
+        )
+    return dg.MaterializeResult()
+
+
 daily_assets = [
     production_window,
     feature_drift,
     evidently_report,
     drift_report,
     operational_metrics,
+    stability_report,
 ]

@@ -13,6 +13,7 @@ from credit_drift.storage.predictions.read import (
     META_COLUMNS,
     LoggedPredictions,
     count_predictions,
+    read_decisions,
     read_predictions,
 )
 from credit_drift.storage.predictions.write import (
@@ -33,6 +34,7 @@ __all__ = [
     "count_predictions",
     "insert_predictions",
     "load_feature_schema",
+    "read_decisions",
     "read_predictions",
     "register_feature_schema",
 ]

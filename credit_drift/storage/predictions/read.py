@@ -101,6 +101,20 @@ def count_predictions(engine: Engine, start: dt.datetime, end: dt.datetime) -> i
         )
 
 
+def read_decisions(engine: Engine, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """probability, decision and threshold of the predictions with start <= created_at < end,
+    in logging order: what a stability report needs, without the feature vectors."""
+    start, end = validate_window(start, end)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(predictions.c.probability, predictions.c.decision, predictions.c.threshold)
+            .where(_window_clause(start, end))
+            .order_by(predictions.c.id)
+        ).all()
+    frame = pd.DataFrame.from_records(rows, columns=["probability", "decision", "threshold"])
+    return frame.astype({"probability": "float64", "decision": object, "threshold": "float64"})
+
+
 def _snapshot(engine: Engine) -> Connection:
     """A connection whose queries all see one snapshot of the log (rows keep arriving while a
     interval is read; meta and vectors must describe the same rows)."""
