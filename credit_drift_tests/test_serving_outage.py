@@ -625,3 +625,26 @@ def test_api_process_against_a_postgresql_that_stops_stalls_and_turns_read_only(
         assert len(answered) == len(set(answered)) + len(keys)  # each key answered twice
         logged = {r.request_id for r in rows(pg.url, "SELECT request_id FROM predictions")}
         assert set(answered) <= logged
+
+
+def test_the_database_timeout_setting_bounds_the_apis_engine(
+    postgres_url,
+    trained_model,  # noqa: F811
+    tmp_path,
+):
+    from credit_drift.settings import Settings, SettingsError
+
+    env = {"CREDIT_DRIFT_HOME": str(tmp_path), "CREDIT_DRIFT_DB_TIMEOUT_S": "0.7"}
+    assert Settings.from_env(env).db_timeout_s == 0.7
+    for bad in ("0", "-1", "soon", "601"):
+        with pytest.raises(SettingsError, match="CREDIT_DRIFT_DB_TIMEOUT_S"):
+            Settings.from_env({**env, "CREDIT_DRIFT_DB_TIMEOUT_S": bad})
+    settings = settings_for(postgres_url, trained_model.artifacts_dir, tmp_path, db_timeout_s=0.7)
+    gate = create_app(settings, trained_model.artifacts).state.service.gate
+    assert gate.timeout_seconds == 0.7
+    with gate.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "700ms"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "700ms"
+        # The URL's own options (here the test's search_path) are kept.
+        assert conn.exec_driver_sql("SELECT current_schema()").scalar().startswith("t_")
+    assert gate.engine.pool.timeout() == 0.7
