@@ -648,8 +648,36 @@ def test_the_database_timeout_setting_bounds_the_apis_engine(
     gate = create_app(settings, trained_model.artifacts).state.service.gate
     assert gate.timeout_seconds == 0.7
     with gate.engine.connect() as conn:
-        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "700ms"
-        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "700ms"
+        # Shares of the bound: the server's own error comes before the API's deadline.
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "525ms"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "350ms"
         # The URL's own options (here the test's search_path) are kept.
         assert conn.exec_driver_sql("SELECT current_schema()").scalar().startswith("t_")
     assert gate.engine.pool.timeout() == 0.7
+
+
+def test_a_key_held_by_a_slow_request_is_a_409_not_an_outage(
+    postgres_url,
+    trained_model,  # noqa: F811
+    tmp_path,
+):
+    from credit_drift.storage.db import make_engine
+
+    settings = settings_for(postgres_url, trained_model.artifacts_dir, tmp_path)
+    app = create_app(settings, trained_model.artifacts, config=BOUNDED)
+    body = application(trained_model.pool)
+    with live_server(app) as base, httpx.Client(base_url=base, timeout=CLIENT_TIMEOUT) as client:
+        assert client.post("/predict", json=body).status_code == 200
+        # Another request with this key is in the middle of its transaction.
+        with make_engine(postgres_url).connect() as other, other.begin():
+            other.exec_driver_sql(
+                "INSERT INTO idempotency_keys (key, endpoint, body_sha256, request_id, response,"
+                " created_at) VALUES ('slow-1', '/predict', 'x', 'r', '{}', now())"
+            )
+            response = _keyed(client, "/predict", body, "slow-1")
+            assert response.status_code == 409, response.text
+            assert "still being answered" in response.json()["detail"]
+            # Not an outage: the next request (another key) is answered at once.
+            assert _keyed(client, "/predict", body, "other-1").status_code == 200
+            assert client.get("/health/ready").status_code == 200
+    assert count(postgres_url, "predictions") == 2

@@ -126,8 +126,17 @@ def _postgres_bounded_args(query, timeout_s: float) -> dict:
     return {k: v for k, v in wanted.items() if k not in query}
 
 
+# Statements (and, sooner, lock waits) end on the server at these shares of the bound, so that
+# the server's own error reaches the caller before its outer deadline and says what happened:
+# a lock held by another transaction (e.g. a concurrent retry with the same idempotency key) is
+# told apart from a slow or stalled server.
+STATEMENT_TIMEOUT_SHARE = 0.75
+LOCK_TIMEOUT_SHARE = 0.5
+
+
 def _bound_postgres_statements(engine: Engine, timeout_s: float) -> None:
-    ms = max(1, int(timeout_s * 1000))
+    ms = max(1, int(timeout_s * 1000 * STATEMENT_TIMEOUT_SHARE))
+    lock_ms = max(1, int(timeout_s * 1000 * LOCK_TIMEOUT_SHARE))
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -137,8 +146,8 @@ def _bound_postgres_statements(engine: Engine, timeout_s: float) -> None:
         # (or a pool connection) after the client was answered 503.
         cursor = dbapi_connection.cursor()
         cursor.execute(f"SET statement_timeout = {ms}")
-        cursor.execute(f"SET lock_timeout = {ms}")
-        cursor.execute(f"SET idle_in_transaction_session_timeout = {max(ms, 10_000)}")
+        cursor.execute(f"SET lock_timeout = {lock_ms}")
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {max(2 * ms, 10_000)}")
         cursor.close()
         dbapi_connection.commit()
 

@@ -17,9 +17,16 @@ from sqlalchemy.engine import Connection, Engine
 from credit_drift.errors import CreditDriftError
 from credit_drift.storage.schema import idempotency_keys
 
+_LOCK_NOT_AVAILABLE = "55P03"
+
 
 class IdempotencyKeyTaken(CreditDriftError):
     """Another request with this key committed its answer first."""
+
+
+class IdempotencyKeyBusy(CreditDriftError):
+    """Another request with this key is being answered now (its transaction holds the key
+    longer than this one may wait: PostgreSQL's lock_timeout)."""
 
 
 @dataclass(frozen=True)
@@ -75,3 +82,9 @@ def record_answer(
     except sa.exc.IntegrityError as exc:
         # The key is the only constraint this one-row insert can break.
         raise IdempotencyKeyTaken(f"idempotency key {key!r} is already answered") from exc
+    except sa.exc.OperationalError as exc:
+        # A lock timeout here is one client's concurrent retries, not a database outage: it
+        # must not make the API answer 503 to everyone for the cool-down.
+        if getattr(exc.orig, "pgcode", None) == _LOCK_NOT_AVAILABLE:
+            raise IdempotencyKeyBusy(f"idempotency key {key!r} is being answered") from exc
+        raise

@@ -25,7 +25,7 @@ from credit_drift.serving.models import BatchPredictionResponse, PredictionRespo
 from credit_drift.serving.request_log import record
 from credit_drift.serving.service import ScoredBatch, ScoringService
 from credit_drift.serving.validation import RequestRejected, body_has_only_numbers, parse_json
-from credit_drift.storage.idempotency import IdempotencyKeyTaken
+from credit_drift.storage.idempotency import IdempotencyKeyBusy, IdempotencyKeyTaken
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
@@ -147,6 +147,12 @@ def _logged(
 
     try:
         scored = score_and_log(keyed.keeper(rid, render_once))
+    except IdempotencyKeyBusy:
+        raise RequestRejected(
+            409,
+            "a request with this Idempotency-Key is still being answered; retry it shortly "
+            "(with the same key) to get its answer",
+        ) from None
     except IdempotencyKeyTaken:
         # A concurrent request with the same key committed first; ours rolled back whole.
         previous = keyed.previous_answer(service)
