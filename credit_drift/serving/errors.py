@@ -23,7 +23,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorResponse, "description": "event_time sent to a server without replay."},
     409: {
         "model": ErrorResponse,
-        "description": "Idempotency-Key already used for a different request.",
+        "description": "Idempotency-Key already used for a different request, or its first "
+        "request is still being answered (retry with the same key).",
     },
     413: {"model": ErrorResponse, "description": "Body or batch larger than the limits."},
     422: {"model": ErrorResponse, "description": "Invalid application: every bad field named."},
