@@ -159,6 +159,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CREDIT_DRIFT_API_KEY", "", "When set, /predict endpoints require it (Bearer or X-API-Key)."
     ),
     EnvVar(
+        "CREDIT_DRIFT_DB_TIMEOUT_S",
+        "2",
+        "Longest the API waits on its database per request (connect, pool, statement): past it "
+        "the request answers 503 and /health/ready says not ready.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_ALLOW_REPLAY",
         "0",
         "1 lets /predict accept an event_time (replay of historical traffic). Never in production.",
@@ -339,6 +345,7 @@ class Settings:
     alert_severity: str = "ALERT"
     api_key: str = field(default="", repr=False)
     allow_replay: bool = False
+    db_timeout_s: float = 2.0
     alert_webhook_url: str = field(default="", repr=False)
     dagster_url: str = "http://127.0.0.1:3000"
     log_format: str = "text"
@@ -403,6 +410,7 @@ class Settings:
             alert_severity=severity.upper(),
             api_key=raw("CREDIT_DRIFT_API_KEY"),
             allow_replay=raw("CREDIT_DRIFT_ALLOW_REPLAY").lower() in ("1", "true", "yes"),
+            db_timeout_s=_db_timeout(raw),
             alert_webhook_url=raw("CREDIT_DRIFT_ALERT_WEBHOOK_URL"),
             dagster_url=raw("CREDIT_DRIFT_DAGSTER_URL").rstrip("/"),
             log_format=_log_format(
@@ -446,6 +454,7 @@ class Settings:
             "CREDIT_DRIFT_ALERT_SEVERITY": self.alert_severity,
             "CREDIT_DRIFT_API_KEY": self.api_key,
             "CREDIT_DRIFT_ALLOW_REPLAY": "1" if self.allow_replay else "0",
+            "CREDIT_DRIFT_DB_TIMEOUT_S": repr(self.db_timeout_s),
             "CREDIT_DRIFT_ALERT_WEBHOOK_URL": self.alert_webhook_url,
             "CREDIT_DRIFT_DAGSTER_URL": self.dagster_url,
             "CREDIT_DRIFT_LOG_FORMAT": self.log_format,
@@ -458,6 +467,18 @@ def normalize_database_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg2://" + url.split("://", 1)[1]
     return url
+
+
+def _db_timeout(raw: "RawSettings") -> float:
+    value = _float("CREDIT_DRIFT_DB_TIMEOUT_S", raw)
+    # Below ~0.1 s a healthy database under load would be reported down; libpq's own connect
+    # timeout cannot go under 2 s anyway (the API's deadline then ends the wait).
+    if not 0.1 <= value <= 600:
+        raise SettingsError(
+            f"{raw.where('CREDIT_DRIFT_DB_TIMEOUT_S')}={value!r} must be between 0.1 and 600 "
+            "seconds"
+        )
+    return value
 
 
 def _policy_name(raw: "RawSettings") -> str:

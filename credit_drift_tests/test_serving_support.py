@@ -130,7 +130,9 @@ def utc_day(value) -> dt.date:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; `cut()` closes the listener and every open
-    connection (the database "goes away"), `restore()` listens again on the same port."""
+    connection (the database "goes away"), `restore()` listens again on the same port;
+    `stall()` keeps every connection open and accepts new ones but moves no byte either way
+    (a server that is alive but does not answer, like a stopped process), `resume()` undoes it."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -138,6 +140,14 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def restore(self) -> None:
         listener = socket.socket()
@@ -176,13 +186,15 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
+                self._flowing.wait()
                 data = src.recv(65536)
                 if not data:
                     break
+                # Bytes read just before a stall are held back too.
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

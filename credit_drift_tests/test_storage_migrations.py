@@ -21,6 +21,7 @@ TABLES = {
     "drift_reports",
     "feature_drift_results",
     "drift_alerts",
+    "idempotency_keys",
 }
 
 

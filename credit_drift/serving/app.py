@@ -3,11 +3,12 @@
 Endpoints: `POST /predict` (one application: a JSON object of feature name to value),
 `POST /predict/batch` (a JSON array of them, or the same rows in pandas' split layout
 `{"columns": [...], "data": [[...], ...]}`, five times smaller and faster to read),
-`GET /health`, `GET /model`. Every answered
-prediction is logged to `predictions` before its answer is sent (see `serving.service`); every
-request, rejected ones included, leaves an `api_logs` row and one JSON log line (see
-`serving.request_log`). When `Settings.api_key` is set, every endpoint but `/health` (and the
-OpenAPI docs) requires it, as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+`GET /health/live`, `GET /health/ready` (and `GET /health`, the same as ready), `GET /model`.
+Every answered prediction is logged to `predictions` before its answer is sent (see
+`serving.service`); every request, rejected ones included, leaves an `api_logs` row and one
+JSON log line (see `serving.request_log`). When `Settings.api_key` is set, every endpoint but
+the `/health` probes (and the OpenAPI docs) requires it, as `Authorization: Bearer <key>` or
+`X-API-Key: <key>`.
 
 The endpoints are in `serving.routers` (`predict`, `health`, `model`) and reach the app's state
 through `serving.dependencies`; error answers are in `serving.errors`, the request-log middleware
@@ -44,7 +45,9 @@ async def lifespan(app: FastAPI):
     writer: ApiLogWriter = app.state.api_log_writer
     logger = api_logger()
     # Migrate early when the database is up; when it is down, the first request retries.
-    reason = await run_in_threadpool(service.gate.ping)
+    # A first start may have tables to create: allowed longer than a request's bound.
+    startup = service.config.startup_database_seconds
+    reason = await run_in_threadpool(service.gate.ping, startup)
     log_json(
         logger,
         logging.INFO if reason is None else logging.WARNING,
@@ -53,13 +56,14 @@ async def lifespan(app: FastAPI):
             "model_version": service.model_version,
             "n_features": len(service.schema),
             "database": "reachable" if reason is None else "unreachable",
-            "database_error": reason,
+            "database_error": None if reason is None else service.gate.last_error,
             "api_key_required": bool(settings.api_key),
             "replay_allowed": settings.allow_replay,
         },
     )
     yield
     await run_in_threadpool(writer.close, service.config.shutdown_flush_seconds)
+    service.gate.close()
 
 
 def create_app(
@@ -71,7 +75,7 @@ def create_app(
     """The scoring app. Loads the model artifacts from `settings.artifacts_dir` unless given;
     touches the database only lazily (it starts while the database is down)."""
     settings = settings or Settings.from_env()
-    config = config or ServingConfig()
+    config = config or ServingConfig(database_timeout_seconds=settings.db_timeout_s)
     if artifacts is None:
         from credit_drift.model.artifacts import load_artifacts
 

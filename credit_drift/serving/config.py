@@ -11,6 +11,14 @@ class ServingConfig:
         15 KB of JSON; 1 MB leaves room for long categorical values.
     max_batch_size: most applications in one `POST /predict/batch` request.
     max_batch_body_bytes: largest batch body (1,000 applications are about 17 MB of JSON).
+    database_timeout_seconds: the longest a request waits on the database (connect, pool
+        checkout, statement, SQLite write lock), from CREDIT_DRIFT_DB_TIMEOUT_S; past it the
+        request answers 503. None: no deadline (the simulator's bulk backfill, whose writes of
+        thousands of rows may take longer).
+    startup_database_seconds: how long the API's start waits for the database (and its
+        migration, on a first start) before it serves anyway (requests then retry it).
+    ready_cache_seconds: `GET /health/ready` checks the database at most this often, however
+        many probes ask (a load balancer's probes must not load the database).
     database_retry_seconds: after the database failed, requests are answered 503 at once for
         this long instead of each waiting for a connection timeout; then the next request (or
         `GET /health`) tries again, so the API recovers by itself.
@@ -36,6 +44,9 @@ class ServingConfig:
     max_batch_size: int = 1_000
     max_batch_body_bytes: int = 32 << 20
     database_retry_seconds: float = 1.0
+    database_timeout_seconds: float | None = 2.0
+    ready_cache_seconds: float = 1.0
+    startup_database_seconds: float = 10.0
     single_row_threads: int = 1
     batch_threads: int = 0
     batch_threads_min_rows: int = 200
@@ -52,5 +63,7 @@ class ServingConfig:
                 raise ValueError(
                     f"ServingConfig.{name} must be positive, got {getattr(self, name)}"
                 )
+        if self.database_timeout_seconds is not None and self.database_timeout_seconds <= 0:
+            raise ValueError("ServingConfig.database_timeout_seconds must be positive or None")
         if self.database_retry_seconds < 0 or self.log_flush_seconds <= 0:
             raise ValueError("ServingConfig retry/flush intervals must be positive")

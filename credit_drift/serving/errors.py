@@ -15,9 +15,17 @@ from credit_drift.serving.validation import RequestRejected
 
 JSON = "application/json"
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Body is not valid JSON."},
+    400: {
+        "model": ErrorResponse,
+        "description": "Body is not valid JSON, or a malformed Idempotency-Key.",
+    },
     401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
     403: {"model": ErrorResponse, "description": "event_time sent to a server without replay."},
+    409: {
+        "model": ErrorResponse,
+        "description": "Idempotency-Key already used for a different request, or its first "
+        "request is still being answered (retry with the same key).",
+    },
     413: {"model": ErrorResponse, "description": "Body or batch larger than the limits."},
     422: {"model": ErrorResponse, "description": "Invalid application: every bad field named."},
     503: {"model": ErrorResponse, "description": "Prediction log unreachable: nothing scored."},
@@ -59,8 +67,9 @@ def rejected(request: Request, exc: RequestRejected) -> Response:
 
 
 def unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
-    message = f"prediction log database unavailable, nothing was scored: {exc.reason}. Retry later."
-    rid = record(request, error=message)
+    # The client is told a fixed sentence; the driver's text (host, port) goes to the log only.
+    message = f"prediction log database unavailable, nothing was scored: {exc.public}. Retry later."
+    rid = record(request, error=f"{message} ({exc.reason})")
     retry = str(max(1, round(exc.retry_after)))
     return error_response(rid, 503, message, headers={"Retry-After": retry})
 

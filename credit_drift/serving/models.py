@@ -56,16 +56,25 @@ class ErrorResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        description="ok when the model is loaded and the database answers."
+        description="ok when the model is loaded and the database takes writes."
     )
     model_loaded: bool = Field(description="The model was loaded at start-up.")
     model_version: str = Field(description="Version of the loaded model.")
-    database: Literal["reachable", "unreachable"] = Field(
-        description="Whether the prediction log answered a trivial query just now."
+    database: Literal["reachable", "unreachable", "read_only", "timeout"] = Field(
+        description="Whether the prediction log took a (rolled back, empty) write in the last "
+        "check: reachable; or unreachable, read_only (e.g. a standby), timeout (no answer "
+        "within CREDIT_DRIFT_DB_TIMEOUT_S)."
     )
     database_error: str | None = Field(
-        default=None, description="The driver's error when the database is unreachable."
+        default=None,
+        description="A short fixed sentence when the database is not usable (never the "
+        "driver's text: no host, port or SQL).",
     )
+
+
+class LivenessResponse(BaseModel):
+    status: Literal["alive"] = Field(description="The process answers; the database is not asked.")
+    model_version: str = Field(description="Version of the loaded model.")
 
 
 class ModelInfoResponse(BaseModel):

@@ -21,6 +21,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         "CREDIT_DRIFT_ARTIFACTS_DIR": str(settings.artifacts_dir),
         "CREDIT_DRIFT_API_KEY": settings.api_key,
         "CREDIT_DRIFT_ALLOW_REPLAY": "1" if settings.allow_replay else "0",
+        "CREDIT_DRIFT_DB_TIMEOUT_S": repr(settings.db_timeout_s),
     }
 
 

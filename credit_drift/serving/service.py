@@ -14,12 +14,13 @@ both give the same probabilities.
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Connection
 
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.database import DatabaseGate
@@ -81,7 +82,9 @@ class ScoringService:
             database_url,
             self.schema,
             self.config.database_retry_seconds,
+            timeout_seconds=self.config.database_timeout_seconds,
             synchronous_commit=self.config.postgres_synchronous_commit,
+            ready_cache_seconds=self.config.ready_cache_seconds,
         )
 
     # -- scoring -----------------------------------------------------------------------------
@@ -112,10 +115,12 @@ class ScoringService:
         request_id: str,
         batch: bool,
         numbers_only: bool = False,
+        same_transaction: "Callable[[Connection, ScoredBatch], None] | None" = None,
     ) -> ScoredBatch:
         """Validate decoded JSON applications (a list of objects, or a split-layout batch
         `{"columns", "data"}`), score them, log them; raises RequestRejected (bad input) or
-        DatabaseUnavailable (nothing logged, nothing answered)."""
+        DatabaseUnavailable (nothing logged, nothing answered). `same_transaction(conn,
+        answers)` runs in the transaction that logs them (see `log`)."""
         t0 = time.perf_counter()
         valid = self.validate(items, batch=batch, numbers_only=numbers_only)
         proba = self.predict(valid.matrix)
@@ -130,8 +135,17 @@ class ScoringService:
                 valid.event_times,
                 elapsed_ms,
                 source="replay",
+                same_transaction=same_transaction,
             )
-        return self.log(valid.matrix, valid.categorical, proba, ids, None, elapsed_ms)
+        return self.log(
+            valid.matrix,
+            valid.categorical,
+            proba,
+            ids,
+            None,
+            elapsed_ms,
+            same_transaction=same_transaction,
+        )
 
     # -- logging (shared with the simulator's replay mode) --------------------------------------
     def log(
@@ -144,9 +158,12 @@ class ScoringService:
         inference_time_ms: float,
         *,
         source: str = "api",
+        same_transaction: "Callable[[Connection, ScoredBatch], None] | None" = None,
     ) -> ScoredBatch:
         """Write one `predictions` row per row of `matrix` (one transaction); `created_at`
-        None means now (UTC)."""
+        None means now (UTC). `same_transaction(conn, answers)` runs first in that transaction
+        with the answers about to be returned (the API stores an idempotency key's answer
+        there); if it raises, nothing is logged."""
         n = matrix.shape[0]
         decision = self.decide(proba)
         per_row = inference_time_ms / max(n, 1)
@@ -157,6 +174,15 @@ class ScoringService:
         else:
             stamps = list(created_at)
         cats = categorical if categorical is not None and any(categorical) else None
+        scored = ScoredBatch(
+            request_ids=list(request_ids),
+            probability=proba,
+            decision=decision,
+            created_at=stamps,
+            inference_time_ms=inference_time_ms,
+            source=source,
+        )
+        hook = None if same_transaction is None else (lambda conn: same_transaction(conn, scored))
         if n == 1:
             row = PredictionRow(
                 created_at=stamps[0],
@@ -170,7 +196,9 @@ class ScoringService:
                 inference_time_ms=per_row,
                 source=source,
             )
-            self.gate.run(lambda engine: insert_predictions(engine, self.schema, [row]))
+            self.gate.run(
+                lambda engine: insert_predictions(engine, self.schema, [row], same_transaction=hook)
+            )
         else:
             when = pd.DatetimeIndex(stamps)
             self.gate.run(
@@ -187,16 +215,10 @@ class ScoringService:
                     inference_time_ms=per_row,
                     request_ids=list(request_ids),
                     source=source,
+                    same_transaction=hook,
                 )
             )
-        return ScoredBatch(
-            request_ids=list(request_ids),
-            probability=proba,
-            decision=decision,
-            created_at=stamps,
-            inference_time_ms=inference_time_ms,
-            source=source,
-        )
+        return scored
 
     def score_frame(
         self,

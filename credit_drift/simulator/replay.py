@@ -141,9 +141,12 @@ def read_pool(path: str | Path, feature_names: Sequence[str]) -> pd.DataFrame:
 
 
 def _service(artifacts: Any, database_url: str):
+    from credit_drift.serving.config import ServingConfig
     from credit_drift.serving.service import ScoringService
 
-    return ScoringService(artifacts, database_url, allow_event_time=True)
+    # No per-call deadline: a bulk chunk of thousands of rows may take longer than a request.
+    config = ServingConfig(database_timeout_seconds=None)
+    return ScoringService(artifacts, database_url, config=config, allow_event_time=True)
 
 
 def _progress(total: int, enabled: bool, unit: str):

@@ -4,6 +4,11 @@ SQLite (the embedded default) gets a parent directory, WAL, a busy timeout, fore
 real transactions (pysqlite's own transaction handling is replaced by an explicit BEGIN, as the
 SQLAlchemy documentation recommends). PostgreSQL gets pre-ping and a short connect timeout so
 that a database that is down fails fast instead of hanging an API request or a Dagster run.
+`make_engine(url, timeout_s=...)` (the API's engine) bounds every wait by that many seconds:
+connect, pool checkout, statements and lock waits, SQLite's busy wait, and TCP keepalives so a
+vanished server host is noticed; a server that is alive but stalled (its process stopped) does
+not answer the keepalives' purpose, so the API also puts its own deadline on each call
+(`serving.database`).
 
 `upgrade(url)` is safe to call at every start, from several processes at once: it returns after
 one cheap query when the database is already at head, and otherwise migrates under a lock
@@ -13,6 +18,7 @@ hard-coded `public`.
 """
 
 import functools
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,17 +49,20 @@ class EngineOptions:
 
 ENGINE_OPTIONS = EngineOptions()
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, float | None], Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def make_engine(url: str) -> Engine:
-    """The engine for `url`, created once per process (engines own connection pools)."""
+def make_engine(url: str, *, timeout_s: float | None = None) -> Engine:
+    """The engine for `url`, created once per process and timeout (engines own connection
+    pools). `timeout_s` bounds every database wait of this engine (None: the defaults above,
+    for batch work such as Dagster runs, whose queries may legitimately take minutes)."""
+    key = (url, None if timeout_s is None else float(timeout_s))
     with _engines_lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            engine = _create_engine(url)
-            _engines[url] = engine
+            engine = _create_engine(url, timeout_s)
+            _engines[key] = engine
         return engine
 
 
@@ -65,7 +74,7 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, timeout_s: float | None = None) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     common = dict(json_serializer=json_dumps, json_deserializer=json_loads)
@@ -73,8 +82,12 @@ def _create_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, **common)
-        _configure_sqlite(engine, in_memory=database in ("", ":memory:"))
+        pool = {} if timeout_s is None else {"pool_timeout": timeout_s}
+        engine = sa.create_engine(url, **pool, **common)
+        busy_ms = (
+            ENGINE_OPTIONS.sqlite_busy_timeout_ms if timeout_s is None else int(timeout_s * 1000)
+        )
+        _configure_sqlite(engine, in_memory=database in ("", ":memory:"), busy_timeout_ms=busy_ms)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg2":
@@ -82,14 +95,68 @@ def _create_engine(url: str) -> Engine:
                 f"PostgreSQL URL uses driver {parsed.get_driver_name()!r}: credit-drift uses "
                 "psycopg2 only; write postgresql+psycopg2://..."
             )
-        connect_args = {}
+        connect_args: dict = {}
         if "connect_timeout" not in parsed.query:
             connect_args["connect_timeout"] = ENGINE_OPTIONS.postgres_connect_timeout_s
-        return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **common)
+        if timeout_s is None:
+            return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **common)
+        connect_args.update(_postgres_bounded_args(parsed.query, timeout_s))
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, pool_timeout=timeout_s, connect_args=connect_args, **common
+        )
+        _bound_postgres_statements(engine, timeout_s)
+        return engine
     raise ValueError(f"unsupported database backend {backend!r} in URL; use sqlite or postgresql")
 
 
-def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+def _postgres_bounded_args(query, timeout_s: float) -> dict:
+    """libpq options that bound a connection's waits by about `timeout_s` (URL values win)."""
+    whole = max(1, math.ceil(timeout_s))
+    wanted = {
+        # libpq counts whole seconds and treats anything under 2 as 2.
+        "connect_timeout": max(2, whole),
+        # A server host that vanished (no RST ever comes) is found by keepalives, and a
+        # request whose bytes are never acknowledged is abandoned by tcp_user_timeout.
+        "keepalives": 1,
+        "keepalives_idle": whole,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int((whole + 3) * 1000),
+    }
+    return {k: v for k, v in wanted.items() if k not in query}
+
+
+# Statements (and, sooner, lock waits) end on the server at these shares of the bound, so that
+# the server's own error reaches the caller before its outer deadline and says what happened:
+# a lock held by another transaction (e.g. a concurrent retry with the same idempotency key) is
+# told apart from a slow or stalled server.
+STATEMENT_TIMEOUT_SHARE = 0.75
+LOCK_TIMEOUT_SHARE = 0.5
+
+
+def _bound_postgres_statements(engine: Engine, timeout_s: float) -> None:
+    ms = max(1, int(timeout_s * 1000 * STATEMENT_TIMEOUT_SHARE))
+    lock_ms = max(1, int(timeout_s * 1000 * LOCK_TIMEOUT_SHARE))
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Set per session rather than through the URL's `options`, which the caller may use
+        # already (e.g. for search_path). A statement or a lock wait that outlives the
+        # request's deadline is cancelled by the server itself, so it does not hold a lock
+        # (or a pool connection) after the client was answered 503.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET statement_timeout = {ms}")
+        cursor.execute(f"SET lock_timeout = {lock_ms}")
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {max(2 * ms, 10_000)}")
+        cursor.close()
+        dbapi_connection.commit()
+
+
+def _configure_sqlite(
+    engine: Engine, *, in_memory: bool, busy_timeout_ms: int | None = None
+) -> None:
+    busy_ms = ENGINE_OPTIONS.sqlite_busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
+
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         # Take transaction control away from pysqlite; the "begin" hook below issues BEGIN.
@@ -99,7 +166,7 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             # WAL: readers (Dagster) never block the writer (the API), and vice versa.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(ENGINE_OPTIONS.sqlite_busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -331,6 +331,21 @@ drift_alerts = sa.Table(
     sa.Column("delivered_at", UTCDateTime(), nullable=True),
 )
 
+# Client retries: one row per `Idempotency-Key` that got an answer, written in the same
+# transaction as that answer's predictions, so a key has its predictions or nothing.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True, comment="the client's Idempotency-Key"),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column(
+        "body_sha256", sa.String(64), nullable=False, comment="hash of endpoint and request body"
+    ),
+    sa.Column("request_id", sa.String(128), nullable=False, comment="the first answer's id"),
+    sa.Column("response", sa.Text(), nullable=False, comment="the first answer's JSON body"),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+)
+
 # The view created by migration 0001, for Core queries (not part of `metadata`, so no
 # create_all or autogenerate ever mistakes it for a table).
 predictions_json_view = sa.table(

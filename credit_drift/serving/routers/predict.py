@@ -2,10 +2,11 @@
 or the same rows in pandas' split layout). Every answered prediction is logged before its
 answer is sent (see `serving.service`)."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -19,12 +20,17 @@ from credit_drift.serving.errors import (
     rejected,
     unavailable,
 )
+from credit_drift.serving.idempotency import DESCRIPTION, KeyedRequest
 from credit_drift.serving.models import BatchPredictionResponse, PredictionResponse
 from credit_drift.serving.request_log import record
 from credit_drift.serving.service import ScoredBatch, ScoringService
 from credit_drift.serving.validation import RequestRejected, body_has_only_numbers, parse_json
+from credit_drift.storage.idempotency import IdempotencyKeyBusy, IdempotencyKeyTaken
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", description=DESCRIPTION)]
+REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -75,21 +81,32 @@ def answers(service: ScoringService, scored: ScoredBatch) -> list[dict[str, Any]
     responses=ERROR_RESPONSES,
     summary="Score one application and log it",
 )
-async def predict(request: Request, service: Service, config: Config) -> Response:
+async def predict(
+    request: Request,
+    service: Service,
+    config: Config,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     body = await read_body(request, config.max_body_bytes)
     rid = record(request, n_items=1)
     try:
+        keyed = KeyedRequest.of(idempotency_key, "/predict", body)
         # Parsing, validation, scoring, the log write and the answer's serialization all
         # run in the thread pool: the event loop only moves bytes.
-        content = await run_in_threadpool(handle_single, service, body, rid)
+        content, replayed = await run_in_threadpool(handle_single, service, body, rid, keyed)
     except RequestRejected as exc:
         return rejected(request, exc)
     except DatabaseUnavailable as exc:
         return unavailable(request, exc)
-    return Response(content, media_type=JSON)
+    return Response(content, media_type=JSON, headers=REPLAYED if replayed else None)
 
 
-def handle_single(service: ScoringService, body: bytes, rid: str) -> bytes:
+def handle_single(
+    service: ScoringService, body: bytes, rid: str, keyed: KeyedRequest | None = None
+) -> tuple[bytes, bool]:
+    """The answer's bytes, and whether it is a stored answer to an idempotency key."""
+    if keyed is not None and (previous := keyed.previous_answer(service)) is not None:
+        return previous, True
     item = parse_json(body)
     if not isinstance(item, dict):
         raise RequestRejected(
@@ -97,10 +114,52 @@ def handle_single(service: ScoringService, body: bytes, rid: str) -> bytes:
             "expected one application as a JSON object of feature name to value "
             "(send a JSON array to /predict/batch)",
         )
-    scored = service.score_and_log(
-        [item], request_id=rid, batch=False, numbers_only=body_has_only_numbers(body, item)
+    return _logged(
+        service,
+        keyed,
+        rid,
+        lambda scored: orjson.dumps(answers(service, scored)[0]),
+        lambda same_transaction: service.score_and_log(
+            [item],
+            request_id=rid,
+            batch=False,
+            numbers_only=body_has_only_numbers(body, item),
+            same_transaction=same_transaction,
+        ),
     )
-    return orjson.dumps(answers(service, scored)[0])
+
+
+def _logged(
+    service: ScoringService,
+    keyed: KeyedRequest | None,
+    rid: str,
+    render: Callable[[ScoredBatch], bytes],
+    score_and_log: Callable[[Any], ScoredBatch],
+) -> tuple[bytes, bool]:
+    """Score and log, storing the rendered answer with the predictions when keyed."""
+    if keyed is None:
+        return render(score_and_log(None)), False
+    rendered: list[bytes] = []
+
+    def render_once(scored: ScoredBatch) -> bytes:
+        rendered.append(render(scored))
+        return rendered[-1]
+
+    try:
+        scored = score_and_log(keyed.keeper(rid, render_once))
+    except IdempotencyKeyBusy:
+        raise RequestRejected(
+            409,
+            "a request with this Idempotency-Key is still being answered; retry it shortly "
+            "(with the same key) to get its answer",
+        ) from None
+    except IdempotencyKeyTaken:
+        # A concurrent request with the same key committed first; ours rolled back whole.
+        previous = keyed.previous_answer(service)
+        if previous is None:  # pragma: no cover - the key's row was committed before this
+            raise
+        return previous, True
+    return (rendered[-1] if rendered else render(scored)), False
 
 
 @router.post(
@@ -109,24 +168,39 @@ def handle_single(service: ScoringService, body: bytes, rid: str) -> bytes:
     responses=ERROR_RESPONSES,
     summary="Score a batch of applications and log them (one transaction)",
 )
-async def predict_batch(request: Request, service: Service, config: Config) -> Response:
+async def predict_batch(
+    request: Request,
+    service: Service,
+    config: Config,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     body = await read_body(request, config.max_batch_body_bytes)
     rid = record(request)
     counted: list[int] = []
     try:
-        content = await run_in_threadpool(handle_batch, service, config, body, rid, counted)
+        keyed = KeyedRequest.of(idempotency_key, "/predict/batch", body)
+        content, replayed = await run_in_threadpool(
+            handle_batch, service, config, body, rid, counted, keyed
+        )
     except RequestRejected as exc:
         return rejected(request, exc)
     except DatabaseUnavailable as exc:
         return unavailable(request, exc)
     finally:
         record(request, n_items=max(counted[0], 0) if counted else 0)
-    return Response(content, media_type=JSON)
+    return Response(content, media_type=JSON, headers=REPLAYED if replayed else None)
 
 
 def handle_batch(
-    service: ScoringService, config: ServingConfig, body: bytes, rid: str, counted: list[int]
-) -> bytes:
+    service: ScoringService,
+    config: ServingConfig,
+    body: bytes,
+    rid: str,
+    counted: list[int],
+    keyed: KeyedRequest | None = None,
+) -> tuple[bytes, bool]:
+    if keyed is not None and (previous := keyed.previous_answer(service)) is not None:
+        return previous, True
     items = parse_json(body)
     rows = items.get("data") if isinstance(items, dict) and "data" in items else items
     if isinstance(rows, list):
@@ -147,16 +221,29 @@ def handle_batch(
             413,
             f"batch of {n_items} applications exceeds the limit of {config.max_batch_size}",
         )
-    scored = service.score_and_log(
-        items, request_id=rid, batch=True, numbers_only=body_has_only_numbers(body, items)
-    )
-    return orjson.dumps(
-        {
-            "request_id": rid,
-            "model_version": service.model_version,
-            "threshold": service.threshold,
-            "n_predictions": len(scored),
-            "inference_time_ms": scored.inference_time_ms,
-            "predictions": answers(service, scored),
-        }
+
+    def render(scored: ScoredBatch) -> bytes:
+        return orjson.dumps(
+            {
+                "request_id": rid,
+                "model_version": service.model_version,
+                "threshold": service.threshold,
+                "n_predictions": len(scored),
+                "inference_time_ms": scored.inference_time_ms,
+                "predictions": answers(service, scored),
+            }
+        )
+
+    return _logged(
+        service,
+        keyed,
+        rid,
+        render,
+        lambda same_transaction: service.score_and_log(
+            items,
+            request_id=rid,
+            batch=True,
+            numbers_only=body_has_only_numbers(body, items),
+            same_transaction=same_transaction,
+        ),
     )

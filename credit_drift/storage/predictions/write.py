@@ -8,7 +8,7 @@ Each prediction stores its feature vector packed in the order of a registered `F
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,11 +110,19 @@ def _finite(value: Any, name: str, where: str) -> float:
 
 
 # -- single inserts -----------------------------------------------------------------------
-def insert_predictions(engine: Engine, schema: FeatureSchema, rows: Sequence[PredictionRow]) -> int:
+def insert_predictions(
+    engine: Engine,
+    schema: FeatureSchema,
+    rows: Sequence[PredictionRow],
+    *,
+    same_transaction: Callable[[Connection], None] | None = None,
+) -> int:
     """Log predictions in one transaction (all or nothing); returns the number of rows.
 
     Raises ValueError naming the row when a vector does not have one value per schema feature,
     and DuplicateRequestIdError when a request_id is already logged. Registers the schema.
+    `same_transaction(conn)` runs first in the same transaction (e.g. the idempotency key of
+    the request): if it raises, nothing is written.
     """
     if not rows:
         return 0
@@ -156,6 +164,8 @@ def insert_predictions(engine: Engine, schema: FeatureSchema, rows: Sequence[Pre
         )
     try:
         with engine.begin() as conn:
+            if same_transaction is not None:
+                same_transaction(conn)
             _register(conn, schema)
             conn.execute(predictions.insert(), records)
     except sa.exc.IntegrityError as exc:
@@ -227,10 +237,12 @@ def bulk_insert_predictions(
     request_ids: Sequence[str] | None = None,
     source: str = "bulk",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    same_transaction: Callable[[Connection], None] | None = None,
 ) -> int:
     """Fast path for large backfills: one transaction, PostgreSQL binary COPY, SQLite
     executemany. Per-row arguments take an array of n values or one scalar for every row;
-    `request_ids` default to fresh `<source>-<uuid4>` ids. Returns the number of rows."""
+    `request_ids` default to fresh `<source>-<uuid4>` ids. Returns the number of rows.
+    `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`."""
     matrix = np.asarray(matrix, dtype=np.float64)
     p = len(schema)
     if matrix.ndim != 2 or matrix.shape[1] != p:
@@ -280,6 +292,8 @@ def bulk_insert_predictions(
     )
     try:
         with engine.begin() as conn:
+            if same_transaction is not None:
+                same_transaction(conn)
             _register(conn, schema)
             if conn.dialect.name == "postgresql":
                 _copy_in_postgresql(conn, schema, cols, chunk_rows)
