@@ -19,6 +19,7 @@ from credit_drift.serving.database import DatabaseUnavailable
 from credit_drift.serving.request_log import LOGGER_NAME, ApiLogWriter, clean_row, clean_text
 from credit_drift.storage.api_logs import ApiLogRow, insert_api_logs
 from credit_drift.storage.db import make_engine, upgrade
+from credit_drift_tests.test_log_schema import check
 from credit_drift_tests.test_serving_support import (
     application,
     live_server,
@@ -137,6 +138,8 @@ def test_a_row_refused_for_good_is_isolated_and_counted(db_url, json_lines):
     assert writer.rejected == 1 and writer.failed == 0 and writer.pending() == 0
     rejected = [line for line in json_lines if line["event"] == "api_logs_row_rejected"]
     assert len(rejected) == 1 and rejected[0]["request_id"] == "r4"
+    for line in json_lines:  # the documented log schema (docs/log-schema.json)
+        check(json.dumps(line))
 
 
 def test_a_refused_row_is_stored_in_a_reduced_form_when_it_can_be(json_lines):
@@ -168,6 +171,10 @@ def test_a_refused_row_is_stored_in_a_reduced_form_when_it_can_be(json_lines):
     assert writer.reduced == 1 and writer.rejected == 0
     # One batch attempt, then one attempt per row (the poison one twice): never re-queued.
     assert attempts == [5, 1, 1, 1, 1, 1, 1]
+    reduced = [line for line in json_lines if line["event"] == "api_logs_row_reduced"]
+    assert len(reduced) == 1 and reduced[0]["request_id"] == "r2"
+    for line in json_lines:
+        check(json.dumps(line))
 
 
 def test_an_outage_keeps_the_rows_and_backs_off(json_lines):
@@ -207,6 +214,8 @@ def test_an_outage_keeps_the_rows_and_backs_off(json_lines):
     assert 1 <= attempts <= 8, attempts
     failure_lines = [line for line in json_lines if line["event"] == "api_logs_write_failed"]
     assert 1 <= len(failure_lines) <= 3
+    for line in failure_lines:
+        check(json.dumps(line))
     down.clear()
     assert writer.flush(timeout=10)
     writer.close(1.0)

@@ -379,9 +379,9 @@ class ApiLogWriter:
             {
                 "event": "api_logs_write_failed",
                 "rows": rows,
+                "error": short_reason(exc),
                 "queued": len(self._queue) + rows,
                 "retry_in_seconds": round(self._delay, 3),
                 "failures_total": self.failed,
-                "error": short_reason(exc),
             },
         )
