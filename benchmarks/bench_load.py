@@ -192,7 +192,7 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
             for step in (single, batch):
                 _check_logged(url, step)
                 steps.append(step)
-                print(_row(step), file=sys.stderr)
+                print("| " + " | ".join(map(str, _row(step))) + " |", file=sys.stderr)
         # One api_logs row per request (the /health polls of the start-up included): the
         # writer flushes every 0.5 s; give it a few seconds.
         expected = sum(len(s.latencies_s) + (s.other_errors // max(1, _per_body(s))) for s in steps)
