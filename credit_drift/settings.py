@@ -498,14 +498,34 @@ def _io_base(value: str) -> str:
     return str(Path(value).expanduser().resolve())
 
 
+#: Query parameters of a database URL that carry a secret (libpq and the drivers accept a
+#: password there as well as in the user-info part).
+_SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "pwd", "sslpassword", "sslkey_password", "token", "secret", "api_key"}
+)
+
+
 def redact_url(url: str) -> str:
-    """A database URL fit to print: its password (if any) replaced by ***."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
+    """A database URL fit to print: its password (if any) replaced by ***, in the user-info part
+    and in query parameters such as `?password=...`."""
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    if "@" in rest:
+        creds, rest = rest.rsplit("@", 1)
         user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+        prefix = f"{user}:***@" if ":" in creds else f"{creds}@"
+    else:
+        prefix = ""
+    where, sep, query = rest.partition("?")
+    if query:
+        params = []
+        for part in query.split("&"):
+            key, eq, _value = part.partition("=")
+            secret = key.strip().lower() in _SECRET_QUERY_KEYS
+            params.append(f"{key}=***" if secret and eq else part)
+        query = "&".join(params)
+    return f"{scheme}://{prefix}{where}{sep}{query}"
 
 
 def env_table_markdown() -> str:

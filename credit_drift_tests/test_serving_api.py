@@ -361,3 +361,28 @@ def test_concurrent_requests_get_their_own_answers(sqlite_url, make_client, trai
         got = list(executor.map(one, range(len(pool))))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert count(sqlite_url, "predictions") == len(pool)
+
+
+def test_hostile_bodies_get_a_bounded_4xx(sqlite_url, make_client, trained_model):  # noqa: F811
+    """Through HTTP: 40,000 duplicate column names (160 KB), JSON nested 100,000 deep, and every
+    value wrapped in a list each get a clear 4xx, not a minute of CPU, a 500 or a prediction."""
+    client = make_client(sqlite_url)
+    dupes = client.post("/predict/batch", json={"columns": ["a"] * 40_000, "data": [[]]})
+    assert dupes.status_code == 422
+    assert "duplicate columns: a" in dupes.json()["detail"]
+    assert len(dupes.text) < 2_000
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path in ("/predict", "/predict/batch"):
+        nested = client.post(path, content=deep, headers={"content-type": "application/json"})
+        assert nested.status_code == 400 and "nested too deeply" in nested.json()["detail"]
+    good = application(trained_model.pool, 0)
+    for wrapped in ([0.5], [[0.5]], [None]):
+        item = {name: wrapped for name in good}
+        single = client.post("/predict", json=item)
+        assert single.status_code == 422, single.text
+        assert {e["field"] for e in single.json()["errors"]} == set(good)
+        split = client.post(
+            "/predict/batch", json={"columns": list(good), "data": [list(item.values())]}
+        )
+        assert split.status_code == 422, split.text
+    assert count(sqlite_url, "predictions") == 0

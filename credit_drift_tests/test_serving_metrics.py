@@ -380,3 +380,37 @@ def test_prometheus_scrapes_two_workers_that_add_up(trained_model, tmp_path, sql
     finally:
         for process in reversed(processes):
             _stop(process)
+
+
+def test_api_logs_rows_the_database_refuses_are_counted(trained_model, tmp_path, sqlite_url):  # noqa: F811
+    """A database that refuses one request's log row for good (here a trigger): the row is
+    dropped after a row-by-row retry, counted in credit_drift_api_logs_rejected_total, and the
+    rows before and after it are written."""
+    import sqlalchemy as sa
+
+    from credit_drift.storage.db import make_engine
+
+    settings = settings_for(sqlite_url, trained_model.artifacts_dir, tmp_path)
+    app = create_app(settings, trained_model.artifacts)
+    with live_server(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        with make_engine(sqlite_url).begin() as conn:  # migrated at start-up
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON api_logs "
+                    "WHEN NEW.endpoint = '/poison' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        before = scrape(base)
+        assert client.get("/before").status_code == 404
+        assert client.get("/poison").status_code == 404
+        assert client.get("/after").status_code == 404
+        writer = app.state.api_log_writer
+        assert writer.flush(timeout=15)
+
+        def counted() -> bool:
+            return delta(scrape(base), before, "credit_drift_api_logs_rejected_total") == 1
+
+        assert wait_until(counted, timeout=20, step=0.3)
+    endpoints = [r.endpoint for r in rows(sqlite_url, "SELECT endpoint FROM api_logs ORDER BY id")]
+    assert endpoints[-2:] == ["/before", "/after"] and "/poison" not in endpoints
+    assert writer.rejected == 1

@@ -253,3 +253,78 @@ def test_body_has_only_numbers(doc, expected):
     # Whatever the hint says, a wrong value is still refused when the hint is False.
     compact = json.dumps(doc, separators=(",", ":")).encode()
     assert body_has_only_numbers(compact, json.loads(compact)) is expected
+
+
+class _CountedName(str):
+    """A column name that counts its equality comparisons (a measure of the work done)."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        type(self).comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+@pytest.mark.parametrize("n", [500, 2_000])
+def test_duplicate_columns_are_found_in_linear_work(n):
+    """Finding duplicates must not compare every name with every other one: the work grows
+    with the number of names, not its square (counted, not timed)."""
+    validator = ApplicationValidator(FeatureSchema.numeric(["a", "b", "c"]), allow_event_time=False)
+    # Equal names that are distinct objects: no lookup can short-cut on identity.
+    columns = [_CountedName("a") for _ in range(n)]
+    _CountedName.comparisons = 0
+    with pytest.raises(RequestRejected) as info:
+        validator.validate_split({"columns": columns, "data": [[]]})
+    assert info.value.status == 422
+    assert [e.field for e in info.value.errors] == ["a"]
+    assert _CountedName.comparisons <= 4 * n, _CountedName.comparisons
+
+
+def test_many_duplicate_and_unknown_columns_get_a_bounded_answer():
+    validator = ApplicationValidator(FeatureSchema.numeric(["a", "b", "c"]), allow_event_time=False)
+    columns = ["a"] * 40_000 + [f"x{i}" for i in range(5_000)]
+    with pytest.raises(RequestRejected) as info:
+        validator.validate_split({"columns": columns, "data": [[]]})
+    rejected = info.value
+    assert rejected.status == 422
+    assert "duplicate columns: a" in rejected.message
+    assert "unknown columns: x0" in rejected.message and "and 4990 more" in rejected.message
+    assert len(rejected.message) < 1_000
+    assert rejected.n_errors == 5_001 and len(rejected.errors) == 500
+
+
+@pytest.mark.parametrize("wrapped", [[0.5], [[0.5]], [None], [[None]], []])
+def test_values_wrapped_in_lists_are_refused_on_the_numbers_only_path(wrapped):
+    """`[0.5]` holds no string and no boolean, so the numbers-only hint is true; when every
+    feature is wrapped alike, numpy reads the rows as one more dimension instead of failing.
+    The values are still not numbers and must be named, not unwrapped."""
+    from credit_drift.serving.validation import body_has_only_numbers
+
+    schema = FeatureSchema.numeric(["a", "b"])
+    validator = ApplicationValidator(schema, allow_event_time=False)
+    items = [{"a": wrapped, "b": wrapped}, {"a": wrapped, "b": wrapped}]
+    body = json.dumps(items).encode()
+    hint = body_has_only_numbers(body, json.loads(body))
+    assert hint
+    with pytest.raises(RequestRejected) as info:
+        validator.validate([dict(i) for i in items], batch=True, numbers_only=hint)
+    assert info.value.status == 422
+    expected = [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert [(e.field, e.index) for e in info.value.errors] == expected
+    split = {"columns": ["a", "b"], "data": [[wrapped, wrapped], [wrapped, wrapped]]}
+    body = json.dumps(split).encode()
+    with pytest.raises(RequestRejected) as info:
+        validator.validate_split(split, numbers_only=body_has_only_numbers(body, split))
+    assert [(e.field, e.index) for e in info.value.errors] == expected
+
+
+@pytest.mark.parametrize("depth", [2_000, 100_000])
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_deeply_nested_json_is_a_400(depth, opener):
+    closer = b"]" if opener == b"[" else b"}"
+    with pytest.raises(RequestRejected) as info:
+        parse_json(opener * depth + b"1" + closer * depth)
+    assert info.value.status == 400
+    assert "nested too deeply" in info.value.message

@@ -214,3 +214,45 @@ def test_train_on_labelled_data_with_text_columns_from_a_project_file(
     assert "400 rows, 2 features (1 categorical)" in out
     assert "no id column 'SK_ID_CURR'" in out
     assert (tmp_path / "model" / "model.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg2://u:s3cret@h:5432/db", "postgresql+psycopg2://u:***@h:5432/db"),
+        (
+            "postgresql+psycopg2://u@h/db?password=s3cret&sslmode=require",
+            "postgresql+psycopg2://u@h/db?password=***&sslmode=require",
+        ),
+        (
+            "postgresql+psycopg2://h/db?sslmode=require&PassWord=s3cret&sslpassword=s3cret",
+            "postgresql+psycopg2://h/db?sslmode=require&PassWord=***&sslpassword=***",
+        ),
+        ("postgresql+psycopg2://u:p@ss:s3cret@h/db", "postgresql+psycopg2://u:***@h/db"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_redact_url_hides_every_password(url, expected):
+    from credit_drift.settings import redact_url
+
+    assert redact_url(url) == expected
+    assert "s3cret" not in redact_url(url)
+
+
+def test_the_api_key_is_never_taken_on_the_command_line(tmp_path, monkeypatch, capsys):
+    """A key in argv is visible to every user through ps: `--api-key` is refused with what to
+    do instead; `--api-key-file` and CREDIT_DRIFT_API_KEY are read."""
+    from credit_drift.simulator.sender import api_key_from_args
+
+    parser = build_parser()
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "home"))
+    assert main(["simulate", "--api-key", "s3cret", "--url", "http://127.0.0.1:9"]) != 0
+    err = capsys.readouterr().err
+    assert "--api-key-file" in err and "CREDIT_DRIFT_API_KEY" in err and "s3cret" not in err
+    key_file = tmp_path / "key"
+    key_file.write_text("from-a-file\n")
+    args = parser.parse_args(["simulate", "--api-key-file", str(key_file)])
+    settings = Settings.from_env({"CREDIT_DRIFT_API_KEY": "from-env"})
+    assert api_key_from_args(args, settings) == "from-a-file"
+    args = parser.parse_args(["simulate"])
+    assert api_key_from_args(args, settings) == "from-env"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import streamlit as st
 
 from credit_drift.dashboard.pages import PAGES, View
-from credit_drift.settings import Settings
+from credit_drift.settings import Settings, redact_url
 from credit_drift.storage import dashboard_queries as q
 from credit_drift.storage.db import make_engine
 
@@ -19,9 +19,8 @@ NO_DATA = "No data yet"
 
 
 def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    # SQLAlchemy's hide_password leaves a `?password=...` query parameter visible.
+    return redact_url(url)
 
 
 def _no_data(settings: Settings, why: str) -> None:

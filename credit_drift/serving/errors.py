@@ -1,6 +1,7 @@
 """The API's error answers: one JSON body shape for every error (`ErrorResponse`), the
 exception handlers that produce it, and the error responses documented in OpenAPI."""
 
+import json
 from typing import Any
 
 import orjson
@@ -33,7 +34,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
+    try:
+        content = orjson.dumps(payload)
+    except TypeError:
+        # A lone surrogate from the client's own JSON (a key "\ud800" named in a 422): orjson
+        # refuses to write it, the standard library escapes it.
+        content = json.dumps(payload, default=str).encode()
+    return Response(content, status_code=status, media_type=JSON, headers=headers)
 
 
 def error_response(

@@ -3,7 +3,8 @@
 What is measured (every name starts with `credit_drift_`; the table with labels and meanings is
 in deploy/README.md, "Prometheus"): requests by endpoint (route template) and status, request
 latency, predictions by decision, the predicted probabilities, database write failures (by
-table), the api_logs queue depth and the api_logs rows dropped.
+table), the api_logs queue depth, the api_logs rows dropped (queue full) and those the database
+refused for good.
 
 Several uvicorn workers: prometheus-client's multiprocess mode. When PROMETHEUS_MULTIPROC_DIR is
 set before the workers start, each worker writes its values to files there and whichever worker
@@ -59,6 +60,7 @@ class ApiMetrics:
     db_write_failures: Counter
     queue_rows: Gauge
     dropped_rows: Counter
+    rejected_rows: Counter
 
 
 @functools.cache
@@ -101,6 +103,11 @@ def api_metrics() -> ApiMetrics:
         dropped_rows=Counter(
             "credit_drift_api_logs_dropped_total",
             "api_logs rows dropped because the in-memory queue was full.",
+        ),
+        rejected_rows=Counter(
+            "credit_drift_api_logs_rejected_total",
+            "api_logs rows the database refused in every form tried (dropped; the JSON log "
+            "line still has them).",
         ),
     )
 
@@ -209,25 +216,28 @@ class MetricsMiddleware:
 
 
 def _start_queue_sampler(writer: Any) -> None:
-    """A daemon thread copying this worker's api_logs queue depth, dropped and failed rows into
-    the metrics every QUEUE_SAMPLE_SECONDS (the writer counts them; the metrics follow within a
-    second). It ends with the writer."""
+    """A daemon thread copying this worker's api_logs queue depth, dropped, failed and rejected
+    rows into the metrics every QUEUE_SAMPLE_SECONDS (the writer counts them; the metrics follow
+    within a second). It ends with the writer."""
     ref = weakref.ref(writer)
     m = api_metrics()
 
     def run() -> None:
-        dropped = failed = 0
+        dropped = failed = rejected = 0
         while True:
             w = ref()
             if w is None:
                 return
             m.queue_rows.set(w.pending())
             now_dropped, now_failed = w.dropped, getattr(w, "failed", 0)
+            now_rejected = getattr(w, "rejected", 0)
             if now_dropped > dropped:
                 m.dropped_rows.inc(now_dropped - dropped)
             if now_failed > failed:
                 m.db_write_failures.labels("api_logs").inc(now_failed - failed)
-            dropped, failed = now_dropped, now_failed
+            if now_rejected > rejected:
+                m.rejected_rows.inc(now_rejected - rejected)
+            dropped, failed, rejected = now_dropped, now_failed, now_rejected
             del w
             time.sleep(QUEUE_SAMPLE_SECONDS)
 

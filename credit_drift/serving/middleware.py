@@ -8,7 +8,7 @@ import traceback
 import uuid
 
 from credit_drift.serving.errors import error_response
-from credit_drift.serving.request_log import ApiLogWriter, log_json
+from credit_drift.serving.request_log import ApiLogWriter, clean_row, log_json
 from credit_drift.storage.api_logs import ApiLogRow
 
 
@@ -81,16 +81,20 @@ class RequestLogMiddleware:
     def _log(self, scope, state, created, request_id: str, status: int, t0: float) -> None:
         latency_ms = (time.perf_counter() - t0) * 1000.0
         client = scope.get("client")
-        row = ApiLogRow(
-            created_at=created,
-            request_id=request_id,
-            method=scope.get("method", ""),
-            endpoint=scope.get("path", "")[:256],
-            status_code=status,
-            latency_ms=latency_ms,
-            error=state.get("log_error"),
-            n_items=int(state.get("n_items") or 0),
-            client=client[0] if client else None,
+        # Cleaned once here (NUL bytes, lone surrogates, lengths: see `clean_row`), so the JSON
+        # line and the stored row say the same thing.
+        row = clean_row(
+            ApiLogRow(
+                created_at=created,
+                request_id=request_id,
+                method=scope.get("method", ""),
+                endpoint=scope.get("path", ""),
+                status_code=status,
+                latency_ms=latency_ms,
+                error=state.get("log_error"),
+                n_items=int(state.get("n_items") or 0),
+                client=client[0] if client else None,
+            )
         )
         level = (
             logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO

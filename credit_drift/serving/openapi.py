@@ -71,7 +71,10 @@ def _example_application(service: ScoringService) -> dict[str, Any]:
     return example
 
 
-def _split_schema(max_rows: int) -> dict[str, Any]:
+def _split_schema(service: ScoringService, max_rows: int) -> dict[str, Any]:
+    names = list(service.schema.names)
+    # Every feature once, plus event_time when replaying: the row width is the column count.
+    width = {"minItems": len(names), "maxItems": len(names) + 1}
     return {
         "title": "SplitBatch",
         "type": "object",
@@ -82,15 +85,25 @@ def _split_schema(max_rows: int) -> dict[str, Any]:
         "properties": {
             "columns": {
                 "type": "array",
-                "items": {"type": "string"},
-                "description": "Every model feature once (any order).",
+                "items": {"type": "string", "enum": [*names, EVENT_TIME_FIELD]},
+                "uniqueItems": True,
+                **width,
+                "description": f"Every model feature once, in any order ({len(names)} names; "
+                f"{len(names) + 1} with '{EVENT_TIME_FIELD}' when replaying).",
             },
             "data": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": max_rows,
-                "items": {"type": "array", "items": {"type": ["number", "string", "null"]}},
-                "description": "One row per application; null means missing.",
+                "items": {
+                    "type": "array",
+                    "items": {"type": ["number", "string", "null"]},
+                    **width,
+                    "description": "One value per column, in the order of 'columns': a row "
+                    "of another length is refused (422).",
+                },
+                "description": f"One row per application (1 to {max_rows}; more: 413); null "
+                "means missing.",
             },
             "index": {"type": "array", "description": "Ignored."},
         },
@@ -143,6 +156,11 @@ def install_openapi(
 ) -> None:
     """Make `app.openapi` build (once) the document described in the module docstring."""
     bodies = _request_bodies(service, config)
+    limits = {
+        "/predict": f"Body larger than {config.max_body_bytes} bytes.",
+        "/predict/batch": f"Body larger than {config.max_batch_body_bytes} bytes, or more than "
+        f"{config.max_batch_size} applications in the batch.",
+    }
     application_schema = _application_schema(service)
 
     def openapi() -> dict[str, Any]:
@@ -153,6 +171,9 @@ def install_openapi(
                 description=app.description,
                 routes=app.routes,
             )
+            for path, limit in limits.items():
+                responses = doc["paths"][path]["post"]["responses"]
+                responses["413"] = {**responses["413"], "description": limit}
             for path, body in bodies.items():
                 # Through FastAPI's own model, as `openapi_extra` would be: the document comes
                 # out as when the body was declared on the route (which the routers, shared by
@@ -163,7 +184,7 @@ def install_openapi(
                 )
             components = doc.setdefault("components", {})
             components.setdefault("schemas", {})["Application"] = application_schema
-            components["schemas"]["SplitBatch"] = _split_schema(config.max_batch_size)
+            components["schemas"]["SplitBatch"] = _split_schema(service, config.max_batch_size)
             components["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},

@@ -18,6 +18,7 @@ offending field. Rules:
 The output matches `FeatureSchema.pack` exactly (tested), so storage keeps what it expects.
 """
 
+import collections
 import datetime as dt
 import json
 import math
@@ -86,12 +87,25 @@ def parse_json(body: bytes) -> Any:
         raise RequestRejected(400, "empty request body: send a JSON document")
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            raise _too_deep() from None
     try:
         return json.loads(body, parse_constant=float)
+    except RecursionError:
+        raise _too_deep() from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestRejected(400, f"request body is not valid JSON: {exc}") from None
+
+
+def _too_deep() -> RequestRejected:
+    # A valid request nests three levels at most (a split batch: object, rows, values); the
+    # decoders stop far deeper than that (orjson at 1024), before the stack does.
+    return RequestRejected(
+        400,
+        "request body is nested too deeply: an application is a flat JSON object of feature "
+        "name to value (a batch: an array of them, or the split layout)",
+    )
 
 
 def body_has_only_numbers(body: bytes, doc: Any) -> bool:
@@ -191,12 +205,38 @@ class ApplicationValidator:
             raise RequestRejected(
                 422, "'columns' must be a list of feature names", [FieldError("columns", "bad")]
             )
-        if len(set(columns)) != len(columns):
-            dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if len(columns) > self.p + 1:
+            # More names than the model has features (and event_time): some are duplicates or
+            # unknown. Named from a Counter, in one pass: the work stays linear in the body.
+            counts = collections.Counter(columns)
+            dupes = sorted(c for c, k in counts.items() if k > 1)
+            unknown_columns = sorted(set(counts) - self._keys - {EVENT_TIME_FIELD})
+            errors = [FieldError(c, "duplicate column") for c in dupes] + [
+                FieldError(c, "unknown feature: the model has no feature of this name")
+                for c in unknown_columns
+            ]
             raise RequestRejected(
                 422,
-                f"duplicate columns: {', '.join(dupes)}",
-                [FieldError(c, "duplicate column") for c in dupes],
+                f"{len(columns)} columns for a model of {self.p} features: "
+                + "; ".join(
+                    part
+                    for part in (
+                        _named("duplicate columns", dupes),
+                        _named("unknown columns", unknown_columns),
+                    )
+                    if part
+                ),
+                errors[: self.max_listed],
+                len(errors),
+            )
+        if len(set(columns)) != len(columns):
+            counts = collections.Counter(columns)
+            dupes = sorted(c for c, k in counts.items() if k > 1)
+            raise RequestRejected(
+                422,
+                _named("duplicate columns", dupes),
+                [FieldError(c, "duplicate column") for c in dupes[: self.max_listed]],
+                len(dupes),
             )
         if not isinstance(data, list):
             raise RequestRejected(
@@ -275,10 +315,12 @@ class ApplicationValidator:
         if not numbers_only and not set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES:
             return None
         try:
-            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+            values = np.array(rows, dtype=np.float64)
         except (OverflowError, ValueError, TypeError):
             return None
-        if np.isinf(values).any():
+        # A value wrapped in a list ([0.5], [[0.5]], [null]) adds a dimension instead of
+        # failing the conversion: only the exact (rows, columns) shape is numbers and nulls.
+        if values.shape != (len(rows), len(columns)) or np.isinf(values).any():
             return None
         if columns == self.names:
             return values
@@ -308,7 +350,7 @@ class ApplicationValidator:
             return None
         try:
             numeric = np.array(rows, dtype=np.float64).reshape(len(items), len(self._num_pos))
-        except (OverflowError, ValueError):
+        except (OverflowError, ValueError, TypeError):
             return None
         if np.isinf(numeric).any():
             return None
@@ -413,6 +455,19 @@ def _getter(names: Sequence[str]):
     return itemgetter(*names)
 
 
+def _shown(name: str, limit: int = 60) -> str:
+    return name if len(name) <= limit else name[: limit - 3] + "..."
+
+
+def _named(what: str, names: Sequence[str], limit: int = 10) -> str:
+    """ "what: a, b and 3 more": a message of bounded length whatever the client sent."""
+    if not names:
+        return ""
+    shown = ", ".join(_shown(n) for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{what}: {shown}{more}"
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -440,7 +495,7 @@ def _parse_event_time(value: Any) -> dt.datetime | str:
 
 
 def _summary(errors: Sequence[FieldError], n_errors: int) -> str:
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, dict[str, None]] = {}
     for e in errors:
         key = (
             "missing features"
@@ -449,13 +504,12 @@ def _summary(errors: Sequence[FieldError], n_errors: int) -> str:
             if e.problem.startswith("unknown")
             else "invalid values"
         )
-        groups.setdefault(key, [])
-        if e.field not in groups[key]:
-            groups[key].append(e.field)
+        groups.setdefault(key, {})[e.field] = None  # a dict: ordered and linear
     parts = []
     for key, fields in groups.items():
-        shown = ", ".join(fields[:10]) + (
-            f" and {len(fields) - 10} more" if len(fields) > 10 else ""
+        names = list(fields)
+        shown = ", ".join(_shown(f) for f in names[:10]) + (
+            f" and {len(names) - 10} more" if len(names) > 10 else ""
         )
         parts.append(f"{key}: {shown}")
     if n_errors > len(errors):

@@ -289,7 +289,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="applications per HTTP request: 1 = POST /predict each (default), more = "
         "POST /predict/batch",
     )
-    parser.add_argument("--api-key", help="API key (default CREDIT_DRIFT_API_KEY)")
+    parser.add_argument(
+        "--api-key-file",
+        help="file holding the API key (default: CREDIT_DRIFT_API_KEY); a key is never taken "
+        "on the command line, where every user of the machine sees it in `ps`",
+    )
+    # Refused with a message saying what to do instead (see `api_key_from_args`).
+    parser.add_argument("--api-key", help=argparse.SUPPRESS)
     parser.add_argument(
         "--rows-per-day", type=int, default=100_000, help="bulk mode: predictions per day"
     )
@@ -299,9 +305,30 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def api_key_from_args(args: argparse.Namespace, settings: Any) -> str | None:
+    """The API key from `--api-key-file` (first line, stripped) or CREDIT_DRIFT_API_KEY."""
+    if getattr(args, "api_key", None) is not None:
+        raise SimulatorError(
+            "--api-key is refused: a key on the command line is visible to every user of the "
+            "machine (ps, /proc). Set CREDIT_DRIFT_API_KEY or pass --api-key-file PATH"
+        )
+    path = getattr(args, "api_key_file", None)
+    if path:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise SimulatorError(f"cannot read the API key file {path}: {exc.strerror}") from None
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise SimulatorError(f"the API key file {path} is empty")
+        return key
+    return settings.api_key or None
+
+
 def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSummary | Any:
     """Run `credit-drift simulate` with parsed arguments; prints a summary. Its errors
     (`SimulatorError`, `ScenarioError`) are `CreditDriftError`s, which the CLI prints."""
+    api_key = api_key_from_args(args, settings)
     pool_path = Path(args.pool) if args.pool else Path(settings.data_dir) / "pool.parquet"
     progress = not args.no_progress
     default = BULK_SCENARIO if args.mode == "bulk" else DEFAULT_SCENARIO
@@ -317,7 +344,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             start_date=args.start_date,
             batch_interval=args.batch_interval,
             request_size=args.request_size,
-            api_key=args.api_key if args.api_key is not None else settings.api_key,
+            api_key=api_key,
             progress=progress,
         )
         print(summary.table())

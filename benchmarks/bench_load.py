@@ -1,0 +1,306 @@
+"""Load test of the scoring API on loopback: does every acknowledged prediction land in the
+database exactly once, at every concurrency? Bounded: a fixed number of requests per step and
+a time cap per step; loopback only.
+
+    python benchmarks/bench_load.py                     # SQLite and PostgreSQL, c = 1, 8, 32, 64
+    python benchmarks/bench_load.py --skip-postgres --requests 200 --concurrency 1,8
+
+For each database a real server process (`credit_drift.serving.server.run_server`, one uvicorn
+worker) runs on a fresh database (a new SQLite file, a new PostgreSQL schema). For each
+concurrency c, c client threads with their own keep-alive connection send `--requests` single
+`POST /predict` requests, then `--batch-requests` `POST /predict/batch` requests of
+`--batch-size` applications. Counted per step:
+
+- sent: applications sent; acknowledged: applications answered 200;
+- logged: their rows in `predictions` (by the request ids the answers carried);
+- lost: acknowledged applications with no row; duplicated: rows beyond one per request id;
+- 5xx: answers with a server error (503 included); other: transport errors and other statuses;
+- p50 / p95 / p99: client-observed latency per request.
+
+After the last step the server's `api_logs` must hold one row per request sent (checked, and
+printed). Prints a markdown table, the machine and the load average.
+"""
+
+import argparse
+import contextlib
+import http.client
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from bench_api import (  # noqa: E402 - the benchmarks share their server and data helpers
+    DEFAULT_PG_URL,
+    bodies_for,
+    postgres_schema,
+    prepare_model,
+    server,
+)
+from common import load_average, machine_info, markdown_kv, markdown_table  # noqa: E402
+
+HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Step:
+    database: str
+    kind: str  # "single" or "batch of N"
+    concurrency: int
+    sent: int = 0
+    acknowledged: int = 0
+    server_errors: int = 0
+    other_errors: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)  # one per acknowledged application
+    logged: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    wall_s: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_s:
+            return float("nan")
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
+
+
+def _send(
+    port: int,
+    path: str,
+    bodies: Sequence[bytes],
+    per_body: int,
+    n_requests: int,
+    concurrency: int,
+    step: Step,
+    time_cap_s: float,
+) -> None:
+    """`concurrency` threads, each on its own connection, share `n_requests` requests."""
+    import orjson
+
+    lock = threading.Lock()
+    counter = iter(range(n_requests))
+    deadline = time.monotonic() + time_cap_s
+
+    def work() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(counter, None)
+                if i is None:
+                    break
+                step.sent += per_body
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, bodies[i % len(bodies)], HEADERS)
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                with lock:
+                    step.other_errors += per_body
+                continue
+            elapsed = time.perf_counter() - t0
+            with lock:
+                step.latencies_s.append(elapsed)
+                if response.status == 200:
+                    answer = orjson.loads(data)
+                    ids = (
+                        [p["request_id"] for p in answer["predictions"]]
+                        if "predictions" in answer
+                        else [answer["request_id"]]
+                    )
+                    step.acknowledged += len(ids)
+                    step.request_ids.extend(ids)
+                elif response.status >= 500:
+                    step.server_errors += per_body
+                else:
+                    step.other_errors += per_body
+        conn.close()
+
+    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    step.wall_s = time.perf_counter() - t0
+
+
+def _check_logged(url: str, step: Step) -> None:
+    """logged / lost / duplicated for the request ids this step was answered."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            table = sa.table("predictions", sa.column("request_id"))
+            counts: dict[str, int] = {}
+            ids = step.request_ids
+            for k in range(0, len(ids), 5_000):
+                chunk = ids[k : k + 5_000]
+                stmt = (
+                    sa.select(table.c.request_id, sa.func.count())
+                    .where(table.c.request_id.in_(chunk))
+                    .group_by(table.c.request_id)
+                )
+                counts.update({rid: int(n) for rid, n in conn.execute(stmt)})
+    finally:
+        engine.dispose()
+    step.logged = sum(counts.values())
+    step.lost = sum(1 for rid in ids if rid not in counts)
+    step.duplicated = sum(n - 1 for n in counts.values() if n > 1)
+
+
+def _count(url: str, table: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Path, args):
+    singles = bodies_for(pool, 500, 1)
+    batches = bodies_for(pool, 5, args.batch_size, split=True)
+    steps: list[Step] = []
+    with server("ours", url, artifacts_dir, workdir) as port:
+        for c in args.concurrency:
+            single = Step(database, "single", c)
+            _send(port, "/predict", singles, 1, args.requests, c, single, args.step_seconds)
+            batch = Step(database, f"batch of {args.batch_size}", c)
+            _send(
+                port,
+                "/predict/batch",
+                batches,
+                args.batch_size,
+                args.batch_requests,
+                c,
+                batch,
+                args.step_seconds,
+            )
+            for step in (single, batch):
+                _check_logged(url, step)
+                steps.append(step)
+                print("| " + " | ".join(map(str, _row(step))) + " |", file=sys.stderr)
+        # One api_logs row per request (the /health polls of the start-up included): the
+        # writer flushes every 0.5 s; give it a few seconds.
+        expected = sum(len(s.latencies_s) + (s.other_errors // max(1, _per_body(s))) for s in steps)
+        deadline = time.monotonic() + 15
+        api_rows = _count(url, "api_logs WHERE endpoint LIKE '/predict%'")
+        while api_rows < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+            api_rows = _count(url, "api_logs WHERE endpoint LIKE '/predict%'")
+    return steps, expected, api_rows
+
+
+def _per_body(step: Step) -> int:
+    return 1 if step.kind == "single" else int(step.kind.rsplit(" ", 1)[-1])
+
+
+def _row(s: Step) -> list:
+    return [
+        s.database,
+        s.kind,
+        s.concurrency,
+        f"{s.sent:,}",
+        f"{s.acknowledged:,}",
+        f"{s.logged:,}",
+        s.lost,
+        s.duplicated,
+        s.server_errors,
+        s.other_errors,
+        f"{s.percentile(0.50):.1f}",
+        f"{s.percentile(0.95):.1f}",
+        f"{s.percentile(0.99):.1f}",
+        f"{s.acknowledged / s.wall_s:,.0f}" if s.wall_s else "",
+    ]
+
+
+HEADER = [
+    "database",
+    "requests",
+    "concurrency",
+    "sent",
+    "acknowledged",
+    "logged",
+    "lost",
+    "duplicated",
+    "5xx",
+    "other",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "pred/s",
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1_000, help="single requests per step")
+    parser.add_argument("--batch-requests", type=int, default=40, help="batch requests per step")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[1, 8, 32, 64],
+        help="comma-separated client connections (default 1,8,32,64)",
+    )
+    parser.add_argument("--step-seconds", type=float, default=30.0, help="time cap per step")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--artifacts", help="model artifacts (default: train a small model)")
+    parser.add_argument("--pool", help="applications to send (with --artifacts)")
+    parser.add_argument("--train-rows", type=int, default=5_000)
+    args = parser.parse_args(argv)
+    load_start = load_average()
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        workdir = Path(tmp)
+        artifacts_dir, pool = prepare_model(args, workdir)
+        results = []
+        databases = []
+        if not args.skip_sqlite:
+            databases.append("sqlite")
+        if not args.skip_postgres:
+            databases.append("postgresql")
+        for database in databases:
+            with contextlib.ExitStack() as stack:
+                if database == "sqlite":
+                    url = f"sqlite:///{workdir / 'load.db'}"
+                else:
+                    url = stack.enter_context(postgres_schema(args.postgres_url))
+                steps, expected, api_rows = run_database(
+                    database, url, artifacts_dir, pool, workdir, args
+                )
+            results.append((database, steps, expected, api_rows))
+    print(markdown_table(HEADER, [_row(s) for _, steps, _, _ in results for s in steps]))
+    print()
+    for database, steps, expected, api_rows in results:
+        print(f"- {database}: api_logs rows for /predict*: {api_rows:,} of {expected:,} requests")
+        if api_rows < expected:
+            failures.append(f"{database}: {expected - api_rows} api_logs rows missing")
+        for s in steps:
+            if s.lost or s.duplicated or s.server_errors:
+                failures.append(f"{database} {s.kind} c={s.concurrency}: lost/dup/5xx")
+    print()
+    print(markdown_kv(machine_info()))
+    print(f"\nload average at start: {load_start}; at end: {load_average()}")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
