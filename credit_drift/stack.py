@@ -255,6 +255,11 @@ def up(
     lay = layout(settings)
     if supervisord_pid(lay) is not None:
         raise StackError(f"the stack is already running (supervisord pid {supervisord_pid(lay)})")
+    if len(str(lay.socket)) > 100:  # a unix socket path must fit in 108 bytes
+        raise StackError(
+            f"the state directory {lay.state} is too deep for supervisord's socket: set "
+            "CREDIT_DRIFT_HOME to a shorter path"
+        )
     busy = [f"{name} {port}" for name, port in asdict(ports).items() if not _port_free(port)]
     if busy:
         raise StackError(f"port(s) in use: {', '.join(busy)} (choose others with --*-port)")
