@@ -5,6 +5,8 @@
 #   ./run.sh ui [args]     the Dagster UI on the state directory (`credit-drift ui`)
 #   ./run.sh cli ARGS      any `credit-drift` command, e.g. ./run.sh cli status
 #   ./run.sh test [args]   set up .venv (with the dev extra) and run the test suite (pytest args)
+#   ./run.sh stack up|down|status   the production stack on this machine under supervisord
+#                          (.venv with the deploy extra; needs DATABASE_URL, DAGSTER_PG_URL, redis-server)
 #   ./run.sh setup         only set up .venv (then `source .venv/bin/activate` for credit-drift)
 #   ./run.sh python        which interpreter a new .venv would use
 # The environment is installed once and again only when pyproject.toml changes.
@@ -82,6 +84,11 @@ case "$cmd" in
     setup ""
     exec "$VENV/bin/credit-drift" "$@"
     ;;
+  stack)
+    setup "deploy"
+    unset CREDIT_DRIFT_RUN_SH
+    exec "$VENV/bin/python" -m credit_drift.stack "$@"
+    ;;
   python)  # the interpreter a new .venv would be made with
     python="$(find_python)"
     echo "$(command -v "$python") $("$python" --version 2>&1)"
@@ -92,7 +99,7 @@ case "$cmd" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: ./run.sh demo|ui|cli|test|setup|python [args...]" >&2
+    echo "usage: ./run.sh demo|ui|cli|test|stack|setup|python [args...]" >&2
     exit 2
     ;;
 esac

@@ -180,6 +180,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Dagster UI the dashboard links each day to (its drift_report partition and run).",
     ),
     EnvVar(
+        "CREDIT_DRIFT_EXECUTOR",
+        "in_process",
+        "How the Dagster jobs run their steps: in_process (in the run's process), or celery "
+        "(on dagster-celery workers through CREDIT_DRIFT_CELERY_BROKER; the stack sets it).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_CELERY_BROKER",
+        "",
+        "Broker URL of the celery executor (redis://host:port/db); required with "
+        "CREDIT_DRIFT_EXECUTOR=celery. Its results go to the same redis.",
+    ),
+    EnvVar(
+        "DAGSTER_PG_URL",
+        "",
+        "PostgreSQL URL (postgresql+psycopg2://) of the production Dagster instance's storage "
+        "(deploy/dagster.yaml, ./run.sh stack up).",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_LOG_FORMAT",
         "text",
         "text, or json: the pipeline's and the CLI's logs as JSON lines (docs/log-schema.md).",
@@ -302,6 +320,36 @@ def log_format(env: Mapping[str, str] | None = None) -> str:
     setting (the Dagster definitions read it at import)."""
     raw = RawSettings.read(env, None)
     return _log_format(raw("CREDIT_DRIFT_LOG_FORMAT"), raw.where("CREDIT_DRIFT_LOG_FORMAT"))
+
+
+#: The executors a job may run on (CREDIT_DRIFT_EXECUTOR).
+EXECUTORS = ("in_process", "celery")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    kind: str
+    broker: str = field(default="", repr=False)
+
+
+def executor_settings(env: Mapping[str, str] | None = None) -> ExecutorSettings:
+    """CREDIT_DRIFT_EXECUTOR and its broker alone, for the Dagster definitions, which read them
+    at import (every process of a deployment loads the definitions with the same environment:
+    the code server, the run workers and the celery workers)."""
+    raw = RawSettings.read(env, None)
+    kind = raw("CREDIT_DRIFT_EXECUTOR").strip().lower().replace("-", "_")
+    if kind not in EXECUTORS:
+        raise SettingsError(
+            f"{raw.where('CREDIT_DRIFT_EXECUTOR')}={raw('CREDIT_DRIFT_EXECUTOR')!r} must be "
+            f"{' or '.join(EXECUTORS)}"
+        )
+    broker = raw("CREDIT_DRIFT_CELERY_BROKER").strip()
+    if kind == "celery" and not broker:
+        raise SettingsError(
+            "CREDIT_DRIFT_EXECUTOR=celery needs CREDIT_DRIFT_CELERY_BROKER (e.g. "
+            "redis://127.0.0.1:6380/0): ./run.sh stack up sets both"
+        )
+    return ExecutorSettings(kind, broker)
 
 
 def _positive_int(name: str, raw: RawSettings) -> int:

@@ -4,7 +4,7 @@ and the alert job the sensor launches."""
 import dagster as dg
 
 # Modules, not names: the definitions loader would collect imported assets twice.
-from credit_drift.defs import assets
+from credit_drift.defs import assets, execution
 from credit_drift.defs.loggers import SELECT_CONSOLE_LOGGER
 from credit_drift.defs.partitions import daily_partitions
 
@@ -14,8 +14,8 @@ daily_drift_job = dg.define_asset_job(
     partitions_def=daily_partitions,
     description="Materialize every daily drift asset for a day (a backfill runs it for a range, "
     "several days per run).",
-    # One process per run: the multiprocess executor costs 3-6 s per step on 2 cores.
-    executor_def=dg.in_process_executor,
+    # In-process, or celery workers in the production stack (CREDIT_DRIFT_EXECUTOR).
+    executor_def=execution.pipeline_executor(),
     config=SELECT_CONSOLE_LOGGER,
 )
 
@@ -23,7 +23,7 @@ reference_profile_job = dg.define_asset_job(
     "reference_profile_job",
     selection=dg.AssetSelection.assets(assets.reference_profile),
     description="Refit the reference profile (after retraining the model).",
-    executor_def=dg.in_process_executor,
+    executor_def=execution.pipeline_executor(),
     config=SELECT_CONSOLE_LOGGER,
 )
 
@@ -47,7 +47,7 @@ def drift_alert(context: dg.OpExecutionContext, config: DriftAlertConfig) -> Non
 
 @dg.job(
     description="Launched by drift_alert_sensor once per alerting day.",
-    executor_def=dg.in_process_executor,
+    executor_def=execution.pipeline_executor(),
     tags={"credit_drift/kind": "alert"},
 )
 def drift_alert_job():
