@@ -54,8 +54,10 @@ BIT_IDENTICAL = {
 }
 
 
-#: Values of n*x^2 on scipy's limits (0.754693, 2.2, 4, 18, 370) and between them.
-NXSQUARED = (0.01, 0.035, 0.04, 0.045, 0.3, 0.754693, 1.0, 2.2, 4.0, 10.0, 18.0, 100.0, 345.0)
+#: Values of n*x^2 on scipy's limits (0.754693, 2.2, 4, 18, 370), on ours (3: Pomeranz compiled
+#: below, scipy's above) and between them.
+NXSQUARED = (0.01, 0.035, 0.04, 0.045, 0.3, 0.754693, 1.0, 2.2, 3.0, 4.0, 10.0, 18.0, 100.0)
+NXSQUARED += (345.0,)
 NXSQUARED += (369.0, 370.0)
 
 
@@ -152,6 +154,15 @@ def test_random_statistics_at_window_sizes_equal_scipy():
         xs.append(d)
         ns.append(np.full(d.size, float(n)))
     check(np.concatenate(xs), np.concatenate(ns))
+
+
+def test_random_statistics_at_small_n_equal_scipy():
+    """Windows of ~100 rows against a large reference: DMTW, Pomeranz and Smirnov at n <= 140."""
+    rng = np.random.default_rng(14)
+    n = np.repeat([20.0, 99.0, 140.0], 40)
+    x = np.sqrt(rng.uniform(0.3, 6.0, n.size) / n)
+    _, _, branches = check(x, n)
+    assert (branches == "pomeranz").sum() >= 30
 
 
 def test_invalid_n_and_shapes():

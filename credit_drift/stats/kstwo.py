@@ -1,4 +1,4 @@
-"""scipy's `kstwo.sf(x, n)` for many (x, n) at once, in compiled code (numba, no scipy at run time).
+"""scipy's `kstwo.sf(x, n)` for many (x, n) at once, in compiled code (numba).
 
 `kstwo.sf` is what `scipy.stats.ks_2samp` returns as its p-value outside its exact method (with
 n = round(n1*n2/(n1+n2))). scipy evaluates it one element at a time in Python, choosing between
@@ -18,12 +18,14 @@ same selection runs in one compiled loop over all elements, with each method rep
   scipy then multiplies by n!/n^n in n steps, switching from float64 to long double once the
   value falls below 2^-128. numba has no long double, so that part runs in double-double
   arithmetic (about 106 bits, more than the long double's 64).
-* Pomeranz's recursion (n <= 140 and n*x^2 in (0.754693, 4]) is left to scipy: it needs a
-  window of at most ~141 rows against a reference above 10,000 rows (smaller pairs go to the
-  exact two-sample method), costs about a millisecond per feature there, and is not ported.
+* Pomeranz's recursion (n <= 140 and n*x^2 in (0.754693, 4]): scipy's recursion, with its
+  `np.convolve` calls written out as loops, up to n*x^2 = 3. numpy adds the products in another
+  order (BLAS dot products), a few ulp of a cdf near 1, which past n*x^2 = 3 (sf below ~5e-3)
+  exceed 1e-12 of the sf: there scipy itself is called. Such an N needs a window of at most ~141
+  rows against a reference above 10,000 rows, and costs ~6 ms per feature in that band.
 
 Equal to scipy to 1e-12 relative (the tests compare a grid over every branch limit): bit for
-bit on the elementary branches, within a few units in the last place on the Smirnov and DMTW
+bit on the elementary branches and Pelz-Good, within ~1e-13 on the Smirnov, DMTW and Pomeranz
 branches, and wherever the p-value is subnormal (p < 2.2e-308) both are only as exact as
 subnormal numbers allow (the tests compare those with an absolute tolerance of 1e-320).
 """
@@ -38,6 +40,9 @@ from numba import njit
 _SMALL_N = 140
 _DMTW_SMALL_LIMIT = 0.754693
 _POMERANZ_LIMIT = 4.0
+# Above this n*x^2 the Pomeranz sf (~5e-3 and below) is 1 - cdf with cdf near 1: the few ulp by
+# which our sums differ from numpy's convolutions (BLAS dot products) exceed 1e-12 of the sf.
+_POMERANZ_COMPILED_LIMIT = 3.0
 _SMIRNOV_LOW, _SMIRNOV_HIGH = 2.2, 370.0
 _DMTW_MAX_N, _DMTW_LIMIT = 100_000, 1.4
 _MIN_LOG = -708.0
@@ -74,7 +79,7 @@ _ANCHOR_EVERY = 32
 _SPLIT_LOG2 = -900.0
 
 # What `_fill` leaves for Python to finish.
-_DONE, _NEEDS_DMTW, _NEEDS_POMERANZ, _NEEDS_BRANCH_CHECK = 0, 1, 2, 3
+_DONE, _NEEDS_DMTW, _NEEDS_BRANCH_CHECK, _NEEDS_SCIPY = 0, 1, 2, 3
 
 
 # == double-double arithmetic (Dekker / Knuth; no FMA needed) ==================================
@@ -344,6 +349,94 @@ def _pelz_good_cdf(n, x):
     return 0.0 + k0 + k1 + k2 + k3
 
 
+# == Pomeranz's recursion (n <= 140) =========================================================
+@njit(cache=True, inline="always")
+def _pomeranz_j1j2(i, n, ll, ceilf, roundf):
+    if i == 0:
+        j1, j2 = -ll - ceilf - 1, ll + ceilf - 1
+    else:
+        ip1div2, ip1mod2 = (i + 1) // 2, (i + 1) % 2
+        if ip1mod2 == 0:
+            if ip1div2 == n + 1:
+                j1, j2 = n - ll - ceilf - 1, n + ll + ceilf - 1
+            else:
+                j1, j2 = ip1div2 - 1 - ll - roundf - 1, ip1div2 + ll - 1 + ceilf - 1
+        else:
+            j1, j2 = ip1div2 - 1 - ll - 1, ip1div2 + ll + roundf - 1
+    return max(j1 + 2, 0), min(j2, n)
+
+
+@njit(cache=True)
+def _pomeranz_cdf(n, x):
+    """scipy's `_kolmogn_Pomeranz(n, x, cdf=True)`: the same recursion, with its convolutions
+    written out (numpy sums them in another order, hence a few ulp of difference)."""
+    t = n * x
+    ll = int(math.floor(t))
+    f = 1.0 * (t - ll)
+    g = min(f, 1.0 - f)
+    ceilf = 1 if f > 0 else 0
+    roundf = 1 if f > 0.5 else 0
+    npwrs = 2 * (ll + 1)
+    gpower = np.empty(npwrs)
+    twogpower = np.empty(npwrs)
+    onem2gpower = np.empty(npwrs)
+    gpower[0] = 1.0
+    twogpower[0] = 1.0
+    onem2gpower[0] = 1.0
+    expnt = 0
+    g_over_n, two_g_over_n, one_minus_two_g_over_n = g / n, 2 * g / n, (1 - 2 * g) / n
+    for m in range(1, npwrs):
+        gpower[m] = gpower[m - 1] * g_over_n / m
+        twogpower[m] = twogpower[m - 1] * two_g_over_n / m
+        onem2gpower[m] = onem2gpower[m - 1] * one_minus_two_g_over_n / m
+    v0 = np.zeros(npwrs)
+    v1 = np.zeros(npwrs)
+    v1[0] = 1.0
+    v0s, v1s = 0, 0
+    j1, j2 = _pomeranz_j1j2(0, n, ll, ceilf, roundf)
+    for i in range(1, 2 * n + 2):
+        k1 = j1
+        v0, v1 = v1, v0
+        v0s, v1s = v1s, v0s
+        v1[:] = 0.0
+        j1, j2 = _pomeranz_j1j2(i, n, ll, ceilf, roundf)
+        if i == 1 or i == 2 * n + 1:
+            pwrs = gpower
+        elif i % 2:
+            pwrs = twogpower
+        else:
+            pwrs = onem2gpower
+        ln2 = j2 - k1 + 1
+        if ln2 > 0:
+            a0 = k1 - v0s
+            la = min(a0 + ln2, npwrs) - a0  # numpy's slice stops at the end of the row
+            lv = min(ln2, npwrs)
+            conv_start = j1 - k1
+            conv_len = j2 - j1 + 1
+            top = 0.0
+            for kk in range(conv_len):
+                k = conv_start + kk
+                acc = 0.0
+                for ia in range(max(0, k - lv + 1), min(k, la - 1) + 1):
+                    acc += v0[a0 + ia] * pwrs[k - ia]
+                v1[kk] = acc
+                top = max(top, acc)
+            if 0 < top < _EM128:
+                for kk in range(npwrs):
+                    v1[kk] *= _EP128
+                expnt -= _E128
+            v1s = v0s + j1 - k1
+    ans = v1[n - v1s]
+    for m in range(1, n + 1):
+        if abs(ans) > _EP128:
+            ans *= _EM128
+            expnt += _E128
+        ans *= m
+    if expnt != 0:
+        ans = math.ldexp(ans, expnt)
+    return _clip(ans)
+
+
 # == the selection of scipy's _kolmogn(n, x, cdf=False) =======================================
 @njit(cache=True, inline="always")
 def _clip(p):
@@ -386,8 +479,10 @@ def _sf_one(n, x):
     if ni <= _SMALL_N:
         if nxsquared <= _DMTW_SMALL_LIMIT:
             return math.nan, _NEEDS_DMTW
+        if nxsquared <= _POMERANZ_COMPILED_LIMIT:
+            return _clip(1.0 - _pomeranz_cdf(ni, x)), _DONE
         if nxsquared <= _POMERANZ_LIMIT:
-            return math.nan, _NEEDS_POMERANZ
+            return math.nan, _NEEDS_SCIPY
         return _clip(2 * _smirnov_sf(ni, x)), _DONE
     if nxsquared >= _SMIRNOV_HIGH:
         return 0.0, _DONE
@@ -535,9 +630,11 @@ def kstwo_sf(x: np.ndarray, n: np.ndarray, *, workers: int = 1) -> np.ndarray:
             np.array([s[0] for s in starts]),
             np.array([s[1] for s in starts], dtype=np.int64),
         )
-    pomeranz = np.flatnonzero(todo == _NEEDS_POMERANZ)
-    if pomeranz.size:
-        from scipy.stats import kstwo  # noqa: PLC0415 (rare: n <= 140, see the module doc)
+    rest = np.flatnonzero(todo == _NEEDS_SCIPY)
+    if rest.size:
+        # n <= 140 and 3 < n*x^2 <= 4 only: a window of at most ~141 rows against a reference
+        # above 10,000 rows (smaller pairs take scipy's exact two-sample method).
+        from scipy.stats import kstwo  # noqa: PLC0415
 
-        out[pomeranz] = kstwo.sf(x[pomeranz], n[pomeranz])
+        out[rest] = kstwo.sf(x[rest], n[rest])
     return out
