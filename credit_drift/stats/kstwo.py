@@ -127,6 +127,14 @@ def _dd_div_d(hi, lo, b):
 
 
 @njit(cache=True, inline="always")
+def _dd_mul_int(hi, lo, b):
+    # b an integer below 2^26: its product with either half of hi's split is exact
+    p = hi * b
+    ah, al = _split(hi)
+    return _quick_two_sum(p, ((ah * b - p) + al * b) + lo * b)
+
+
+@njit(cache=True, inline="always")
 def _dd_add_d(hi, lo, b):
     s, e = _two_sum(hi, b)
     return _quick_two_sum(s, e + lo)
@@ -211,8 +219,10 @@ def _smirnov_sf(n, x):
     n_terms = n - nxfl
     shift = int(2.0 * n * x * x / math.log(2.0))
     nf = float(n)
-    # binomial C(n, v) as a double-double mantissa and a power of two
-    c_man_hi, c_man_lo, c_exp = 1.0, 0.0, 0
+    # binomial C(n, v) = n (n-1) ... (n-v+1) / v!: both products exactly enough (double-double
+    # mantissas and powers of two), divided only where a term is computed from scratch
+    num_hi, num_lo, num_exp = 1.0, 0.0, 0
+    den_hi, den_lo, den_exp = 1.0, 0.0, 0
     s_hi, s_lo = 0.0, 0.0
     term = 0.0
     for v in range(n_terms):
@@ -230,8 +240,10 @@ def _smirnov_sf(n, x):
                 ah, al = _quick_two_sum(ah, al + a_lo)
                 ah, al = _dd_div_d(ah, al, nf)
                 am, ae = _pow_scaled(ah, al, v - 1)
-                mant = ((c_man_hi + c_man_lo) * x) * am * bm
-                term = math.ldexp(mant, c_exp + ae + be + shift)
+                q = num_hi / den_hi
+                binom = q + q * (num_lo / num_hi - den_lo / den_hi)
+                mant = (binom * x) * am * bm
+                term = math.ldexp(mant, num_exp - den_exp + ae + be + shift)
         else:
             # term(v) = term(v-1) * C ratio * power ratios, with u = v - 1
             u = v - 1
@@ -247,16 +259,16 @@ def _smirnov_sf(n, x):
         elif v > n // 2:
             break
         # C(n, v + 1) = C(n, v) * (n - v) / (v + 1)
-        c_man_hi, c_man_lo = _dd_mul_d(c_man_hi, c_man_lo, float(n - v))
-        c_man_hi, c_man_lo = _dd_div_d(c_man_hi, c_man_lo, float(v + 1))
-        if c_man_hi > 2.0**500:
-            c_man_hi *= 2.0**-500
-            c_man_lo *= 2.0**-500
-            c_exp += 500
-        elif c_man_hi < 2.0**-500:
-            c_man_hi *= 2.0**500
-            c_man_lo *= 2.0**500
-            c_exp -= 500
+        num_hi, num_lo = _dd_mul_int(num_hi, num_lo, float(n - v))
+        den_hi, den_lo = _dd_mul_int(den_hi, den_lo, float(v + 1))
+        if num_hi > 2.0**500:
+            num_hi *= 2.0**-500
+            num_lo *= 2.0**-500
+            num_exp += 500
+        if den_hi > 2.0**500:
+            den_hi *= 2.0**-500
+            den_lo *= 2.0**-500
+            den_exp += 500
     return math.ldexp(s_hi + s_lo, -shift)
 
 
