@@ -7,7 +7,8 @@ are exact O(n) or O(n log n) computations that cost 10-100 ms per feature at n =
 same selection runs in one compiled loop over all elements, with each method reproduced:
 
 * outside the support, n*x <= 1 and n*x >= n - 1 (Ruben-Gambino), n*x^2 >= 370, and the
-  Pelz-Good asymptotic series: the same floating-point operations in the same order as scipy;
+  Pelz-Good asymptotic series: the same floating-point operations in the same order as scipy
+  (for n*x <= 1 at n <= 140, scipy's `np.prod` may group the product differently);
 * `2 * smirnov(n, x)` (x >= 0.5, or n*x^2 in [2.2, 370) for n > 140, or above 4 for n <= 140):
   the same sum of Birnbaum-Tingey terms as scipy's C++ `smirnov`, but scipy computes every
   term from scratch (two double-double powers, ~1.2 us a term); here a term is the previous one
@@ -25,9 +26,10 @@ same selection runs in one compiled loop over all elements, with each method rep
   rows against a reference above 10,000 rows, and costs ~6 ms per feature in that band.
 
 Equal to scipy to 1e-12 relative (the tests compare a grid over every branch limit): bit for
-bit on the elementary branches and Pelz-Good, within ~1e-13 on the Smirnov, DMTW and Pomeranz
-branches, and wherever the p-value is subnormal (p < 2.2e-308) both are only as exact as
-subnormal numbers allow (the tests compare those with an absolute tolerance of 1e-320).
+bit outside the support, for n*x >= n - 1, n*x^2 >= 370 and Pelz-Good (asserted by the tests),
+within ~3e-13 on the Smirnov, DMTW and Pomeranz branches, and wherever the p-value is
+subnormal (p < 2.2e-308) both are only as exact as subnormal numbers allow (the tests compare
+those with an absolute tolerance of 1e-320).
 """
 
 import math
