@@ -19,6 +19,7 @@ from credit_drift.defs.resources import (
     ProjectResource,
     ReferenceProfileResource,
 )
+from credit_drift.pipeline import attribution as attribution_step
 from credit_drift.pipeline import evidently as evidently_step
 from credit_drift.pipeline import operations, report, window
 from credit_drift.pipeline.feature_drift import FeatureDriftResult, compute_feature_drift
@@ -285,12 +286,22 @@ def drift_report(
     predictions, features analyzed and drifted, drift percentage (plain and importance-weighted),
     multivariate drift score and the status OK / WARNING / ALERT, or NO_DATA for an empty day.
     An alerting day's alert is written in the same transaction; `drift_alert_sensor` delivers
-    it."""
+    it. Also why the score moved: the change in mean log-odds against the reference sample,
+    split over the features by the model's own contributions (table and figure)."""
     engine, loaded, config = database.engine(), reference.load(), project.config()
+    artifacts = project.artifacts()
     reports = {}
     for day in day_windows(context):
+        attribution = attribution_step.compute_score_attribution(
+            artifacts, loaded, production_window[day.key]
+        )
         out = report.write_drift_report(
-            engine, loaded, production_window[day.key], feature_drift[day.key], config
+            engine,
+            loaded,
+            production_window[day.key],
+            feature_drift[day.key],
+            config,
+            attribution=attribution,
         )
         reports[day.key] = out
         if out.alert_raised:
@@ -308,11 +319,26 @@ def drift_report(
                     multivariate_auc=out.multivariate_score,
                 ),
                 "top_drifted_features": md.table(out.top_features),
+                **_attribution_metadata(out.attribution),
                 **md.figures(out.figures),
             },
             partition_key=day.key,
         )
     return dg.MaterializeResult(check_results=_report_checks(reports))
+
+
+def _attribution_metadata(attribution) -> dict[str, dg.MetadataValue]:
+    if attribution is None:
+        return {}
+    return {
+        **md.floats(
+            score_mean_log_odds_change=attribution.mean_margin_change,
+            score_mean_log_odds_change_se=attribution.mean_margin_change_se,
+            score_mean_probability_change=attribution.mean_probability_change,
+        ),
+        "score_attribution_rows": dg.MetadataValue.int(attribution.n_window),
+        "score_attribution": md.table(attribution.top(15)),
+    }
 
 
 def _report_checks(reports: dict[str, report.DriftReportOutcome]) -> list[dg.AssetCheckResult]:
