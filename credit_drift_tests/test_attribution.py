@@ -132,3 +132,18 @@ def test_the_pipeline_step_uses_the_stored_joint_sample_and_caps_rows(model_dir,
 
     empty = ProductionWindow(day=day, features=features.iloc[:0], meta=pd.DataFrame())
     assert compute_score_attribution(artifacts, loaded, empty) is None
+
+
+def test_the_chart_ranks_the_features_and_an_empty_table_says_so(model, tmp_path):
+    from credit_drift.reports.plots import plot_score_attribution
+
+    artifacts, pool, _ = model
+    out = _attribute(artifacts, pool.iloc[:300], pool.iloc[300:600])
+    kwargs = dict(
+        mean_log_odds_change=out.mean_margin_change,
+        mean_probability_change=out.mean_probability_change,
+    )
+    path = plot_score_attribution(out.table, tmp_path / "a.png", **kwargs)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    empty = plot_score_attribution(out.table.iloc[:0], tmp_path / "b.png", **kwargs)
+    assert empty.read_bytes().startswith(b"\x89PNG")
