@@ -65,6 +65,8 @@ POLICIES = ("notebook", "default")
 KINDS = ("gradual", "sudden", "feature_shift", "correlation_break")
 # Stream sections (the second element of a window's spawn key).
 S_CLEAN, S_DELAY, S_MV, S_EVIDENTLY = 1, 2, 3, 4
+S_EVIDENCE = 5
+EV_START, EV_END = "<!-- evidence:start -->", "<!-- evidence:end -->"
 RANK = {"NO_DATA": -1, "OK": 0, "WARNING": 1, "ALERT": 2}
 
 
@@ -219,6 +221,7 @@ class Bench:
         config = replace(TrainConfig(), n_estimators=p.model_trees, learning_rate=0.1)
         clf = config.classifier(self.seed)
         clf.fit(self.reference.to_numpy(), train[TARGET_COLUMN].to_numpy())
+        self.booster = clf.booster_
         gain = clf.booster_.feature_importance(importance_type="gain").astype(np.float64)
         self.importance = dict(zip(FEATURE_NAMES, (gain / gain.sum()).tolist(), strict=True))
         self.model_seconds = time.perf_counter() - started
@@ -991,11 +994,189 @@ def _git_state() -> str:
         return "git state unknown"
 
 
-def write_section(path: Path, markdown: str) -> None:
-    block = f"{START}\n{markdown.rstrip()}\n{END}"
+# -- evidence across days (the drift_evidence asset) -------------------------------------------
+@dataclass
+class EvidencePlan:
+    sizes: tuple[int, ...] = (1_000, 10_000)
+    clean_series: int = 50
+    clean_days: int = 30
+    delay_series: int = 3
+    delay_days: int = 14
+    delay_step: float = 0.02
+    #: (days, allowance, threshold) variants re-run on the stored statistics; the first is
+    #: the shipped default.
+    grid: tuple[tuple[int, float, float], ...] = (
+        (7, 0.005, 0.05),
+        (7, 0.0, 0.03),
+        (7, 0.0, 0.05),
+        (7, 0.01, 0.05),
+        (7, 0.005, 0.08),
+        (7, 0.02, 0.1),
+        (5, 0.005, 0.05),
+        (10, 0.005, 0.05),
+    )
+    #: Clean windows of this many rows or more are resampled from the big clean pool (as the
+    #: daily section's 100,000-row windows): fresh 10,000-row windows cost ~1.2 s each.
+    pooled_from: int = 10_000
+
+
+EVIDENCE_QUICK = EvidencePlan(
+    sizes=(1_000,), clean_series=2, clean_days=10, delay_series=1, delay_days=8
+)
+
+
+def _day_stats(bench: "Bench", frame: pd.DataFrame, day: int):
+    """The day's KS statistic and tested rows per numeric feature, as feature_drift stores them
+    (`scan_numeric` is what `evaluate_window` computes D with)."""
+    from credit_drift.stats.evidence import DayStatistics
+    from credit_drift.stats.numeric import scan_numeric
+
+    names = bench.schema.numeric_names
+    cols = [frame[n].to_numpy(np.float64) for n in names]
+    scan = scan_numeric([bench.profile.numeric(n) for n in names], cols, workers=bench.args.workers)
+    return DayStatistics(str(day), scan.statistic.astype(np.float64), scan.n_cur.astype(float))
+
+
+def _series_statuses(bench: "Bench", days, settings) -> list[tuple[str, float]]:
+    """(status, flagged share) of the evidence detector on each day of one series."""
+    from credit_drift.stats.evidence import cusum_evidence
+
+    names = bench.schema.numeric_names
+    m = np.array([bench.profile.numeric(n).n for n in names], dtype=np.float64)
+    return [
+        (r.status, r.flagged_share)
+        for r in (cusum_evidence(names, m, days[: t + 1], settings) for t in range(len(days)))
+    ]
+
+
+def _clean_window(bench: "Bench", plan: EvidencePlan, size: int, s: int, day: int):
+    if size >= plan.pooled_from:
+        return bench.big_window(size, 100_000 + 1_000 * s + day)
+    return bench.window(S_EVIDENCE, size, s, day)
+
+
+def evidence_section(bench: "Bench", plan: EvidencePlan, command: str) -> str:
+    from credit_drift.stats.evidence import EvidenceSettings
+
+    stats: dict[tuple[str, int, int], list] = {}
+    for size in plan.sizes:
+        started = time.perf_counter()
+        for s in range(plan.clean_series):
+            stats[("clean", size, s)] = [
+                _day_stats(bench, _clean_window(bench, plan, size, s, day), day)
+                for day in range(1, plan.clean_days + 1)
+            ]
+        bench.log(
+            f"evidence: {plan.clean_series} clean series of {plan.clean_days} days at {size:,} "
+            f"rows in {time.perf_counter() - started:.0f}s"
+        )
+        for s in range(plan.delay_series):
+            days = []
+            for day in range(1, plan.delay_days + 1):
+                intensity = min(round(plan.delay_step * day, 6), 1.0)
+                # The same windows and drift draws as the daily delay section (same keys).
+                base = bench.window(S_DELAY, size, s, day)
+                frame = bench.drift(base, "gradual", intensity, size, s, day, 99)
+                days.append(_day_stats(bench, frame, day))
+            stats[("delay", size, s)] = days
+        bench.log(f"evidence: delay series at {size:,} rows done")
+
+    def first(statuses, level="WARNING"):
+        return next((i + 1 for i, (st, _) in enumerate(statuses) if RANK[st] >= RANK[level]), None)
+
+    rows = []
+    for k, allowance, threshold in plan.grid:
+        settings = EvidenceSettings(days=k, allowance=allowance, threshold=threshold)
+        row = [f"{k} / {allowance:g} / {threshold:g}" + (" (default)" if not rows else "")]
+        for size in plan.sizes:
+            clean = [
+                _series_statuses(bench, stats[("clean", size, s)], settings)
+                for s in range(plan.clean_series)
+            ]
+            bad = sum(any(RANK[st] >= 1 for st, _ in ser) for ser in clean)
+            worst = max(sh for ser in clean for _, sh in ser)
+            delays = [
+                first(_series_statuses(bench, stats[("delay", size, s)], settings))
+                for s in range(plan.delay_series)
+            ]
+            row += [
+                f"{bad}/{len(clean)}",
+                pct(worst, 1),
+                ", ".join("-" if d is None else str(d) for d in delays),
+            ]
+        rows.append(row)
+    header = ["days / allowance / threshold"]
+    for size in plan.sizes:
+        header += [
+            f"{n_fmt(size)}: clean series with a WARNING",
+            f"{n_fmt(size)}: worst clean flagged share",
+            f"{n_fmt(size)}: first WARNING day (+{plan.delay_step}/day, per series)",
+        ]
+    timing = _evidence_timing(bench)
+    lines = [
+        "### Evidence across days (`drift_evidence`: CUSUM of the daily KS statistics)\n",
+        f"Command: `{command}`; load average at start {bench.load_at_start}, at end "
+        f"{common.load_average()}; {_git_state()}.\n",
+        f"Clean: {plan.clean_series} independent series of {plan.clean_days} clean days "
+        f"per size (fresh windows below {n_fmt(plan.pooled_from)} rows; from "
+        f"{n_fmt(plan.pooled_from)} rows, resampled with replacement from the big clean pool of "
+        f"{n_fmt(bench.plan.big_pool_rows)} fresh rows, as the daily section does for its "
+        "largest windows); the detector judged on every day (a series counts once if any day is at "
+        "WARNING or above). Delay: the daily delay section's own windows (gradual drift growing "
+        f"by {plan.delay_step} a day, {plan.delay_series} series, days 1-{plan.delay_days}); the "
+        "daily rule's first WARNING on those windows is day 7 at both sizes (section above). "
+        "Each variant is re-run on the same stored per-day statistics.\n",
+        common.markdown_table(header, rows),
+        "",
+        f"Cost per partition at {n_fmt(timing['rows'])} rows (median of 3): the evidence "
+        f"detector {timing['evidence'] * 1000:.1f} ms (7 stored days); the score attribution "
+        f"{timing['attribution']:.2f} s (LightGBM `pred_contrib` on {timing['attr_rows']:,} "
+        f"reference rows + {timing['attr_rows']:,} of the window, {bench.plan.model_trees}-tree "
+        "model; the row-tree budget keeps this about constant for any number of trees).",
+    ]
+    return "\n".join(lines)
+
+
+def _evidence_timing(bench: "Bench") -> dict:
+    """Seconds the two new steps add to a 10,000-row partition."""
+    from credit_drift.model.artifacts import ModelArtifacts, ThresholdReport
+    from credit_drift.pipeline.attribution import compute_score_attribution
+    from credit_drift.pipeline.reference import LoadedReference
+    from credit_drift.pipeline.window import ProductionWindow
+    from credit_drift.stats.evidence import EvidenceSettings, cusum_evidence
+    from credit_drift.storage.windows import DayWindow
+
+    rows = 10_000
+    frame = bench.window(S_EVIDENCE, rows, 999, 1)
+    days = [_day_stats(bench, frame, d) for d in range(7)]
+    names = bench.schema.numeric_names
+    m = np.array([bench.profile.numeric(n).n for n in names], dtype=np.float64)
+    ev, _, _ = common.timed_repeats(lambda: cusum_evidence(names, m, days, EvidenceSettings()), 3)
+    fixed = ThresholdReport(0.5, 0.0, 1.0, 1.0, 0, 0, "fixed 0.5 (timing only)")
+    artifacts = ModelArtifacts.create(bench.booster, bench.schema, fixed, {}, bench.importance)
+    loaded = LoadedReference(bench.profile, bench.profile.profile_version, None)
+    window = ProductionWindow(day=DayWindow.of("2026-11-01"), features=frame, meta=frame[[]])
+    at, _, _ = common.timed_repeats(lambda: compute_score_attribution(artifacts, loaded, window), 3)
+    from credit_drift.pipeline.attribution import (
+        DEFAULT_MAX_ROWS,
+        DEFAULT_ROW_TREE_BUDGET,
+        rows_for,
+    )
+
+    attr_rows = rows_for(bench.booster.num_trees(), DEFAULT_MAX_ROWS, DEFAULT_ROW_TREE_BUDGET)
+    return {
+        "rows": rows,
+        "evidence": common.median(ev),
+        "attribution": common.median(at),
+        "attr_rows": attr_rows,
+    }
+
+
+def write_section(path: Path, markdown: str, start: str = START, end: str = END) -> None:
+    block = f"{start}\n{markdown.rstrip()}\n{end}"
     text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    if start in text and end in text:
+        pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
         text = pattern.sub(lambda _m: block, text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
@@ -1013,6 +1194,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--power-windows", type=int, help="windows per power cell (default 10)")
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--skip-multivariate", action="store_true")
+    parser.add_argument(
+        "--evidence",
+        action="store_true",
+        help="only the evidence-across-days section (drift_evidence) and the new steps' cost; "
+        "written between the evidence markers of benchmarks/README.md",
+    )
     parser.add_argument(
         "--out",
         help="markdown file whose detection section is written (default: benchmarks/README.md; "
@@ -1032,6 +1219,15 @@ def main(argv: list[str] | None = None) -> None:
 
     bench = Bench(args, plan)
     bench.setup()
+    if args.evidence:
+        markdown = evidence_section(
+            bench, EVIDENCE_QUICK if args.quick else EvidencePlan(), command
+        )
+        print(markdown)
+        if out is not None:
+            write_section(out, markdown, EV_START, EV_END)
+            bench.log(f"wrote the evidence section of {out}")
+        return
     bench.false_alarms_and_power()
     bench.delay()
     mv_rows = [] if args.skip_multivariate else bench.multivariate()

@@ -140,6 +140,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CREDIT_DRIFT_ALERT_SHARE", "0.30", "Drifted-feature share above which a window is ALERT."
     ),
     EnvVar(
+        "CREDIT_DRIFT_EVIDENCE_DAYS",
+        "7",
+        "Days the evidence-across-days detector (drift_evidence) accumulates, the day judged "
+        "included.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_EVIDENCE_ALLOWANCE",
+        "0.005",
+        "KS statistic per day, above a clean window's noise, that drift_evidence never "
+        "accumulates (smaller shifts are ignored however long they last).",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_EVIDENCE_THRESHOLD",
+        "0.05",
+        "Accumulated KS excess at which drift_evidence flags a feature; the share of flagged "
+        "features gets the WARNING / ALERT shares.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_MIN_WINDOW_ROWS",
         "30",
         "Fewer rows than this and the window check fails (too few for a meaningful test).",
@@ -309,6 +327,20 @@ def _float(name: str, raw: RawSettings) -> float:
         raise SettingsError(f"{raw.where(name)}={value!r} is not a number") from exc
 
 
+def _non_negative(name: str, raw: RawSettings) -> float:
+    value = _float(name, raw)
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(f"{raw.where(name)}={raw(name)!r} must be a finite number >= 0")
+    return value
+
+
+def _positive(name: str, raw: RawSettings) -> float:
+    value = _non_negative(name, raw)
+    if value == 0:
+        raise SettingsError(f"{raw.where(name)}={raw(name)!r} must be > 0")
+    return value
+
+
 def _log_format(value: str, where: str = "CREDIT_DRIFT_LOG_FORMAT") -> str:
     if value.lower() not in ("text", "json"):
         raise SettingsError(f"{where}={value!r} must be text or json")
@@ -389,6 +421,9 @@ class Settings:
     warning_share: float
     alert_share: float
     min_window_rows: int
+    evidence_days: int = 7
+    evidence_allowance: float = 0.005
+    evidence_threshold: float = 0.05
     policy: str = "default"
     alert_severity: str = "ALERT"
     api_key: str = field(default="", repr=False)
@@ -454,6 +489,9 @@ class Settings:
             warning_share=warning,
             alert_share=alert,
             min_window_rows=int(min_rows_raw),
+            evidence_days=_positive_int("CREDIT_DRIFT_EVIDENCE_DAYS", raw),
+            evidence_allowance=_non_negative("CREDIT_DRIFT_EVIDENCE_ALLOWANCE", raw),
+            evidence_threshold=_positive("CREDIT_DRIFT_EVIDENCE_THRESHOLD", raw),
             policy=_policy_name(raw),
             alert_severity=severity.upper(),
             api_key=raw("CREDIT_DRIFT_API_KEY"),
@@ -498,6 +536,9 @@ class Settings:
             "CREDIT_DRIFT_WARNING_SHARE": repr(self.warning_share),
             "CREDIT_DRIFT_ALERT_SHARE": repr(self.alert_share),
             "CREDIT_DRIFT_MIN_WINDOW_ROWS": str(self.min_window_rows),
+            "CREDIT_DRIFT_EVIDENCE_DAYS": str(self.evidence_days),
+            "CREDIT_DRIFT_EVIDENCE_ALLOWANCE": repr(self.evidence_allowance),
+            "CREDIT_DRIFT_EVIDENCE_THRESHOLD": repr(self.evidence_threshold),
             "CREDIT_DRIFT_POLICY": self.policy,
             "CREDIT_DRIFT_ALERT_SEVERITY": self.alert_severity,
             "CREDIT_DRIFT_API_KEY": self.api_key,

@@ -19,6 +19,7 @@ DAILY = {
     "drift_report",
     "operational_metrics",
     "stability_report",
+    "drift_evidence",
 }
 
 
@@ -53,11 +54,32 @@ def test_dependencies():
     assert deps("drift_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("operational_metrics") == {"production_window", "reference_profile"}
     assert deps("stability_report") == {"production_window", "feature_drift", "reference_profile"}
+    assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
+
+
+def test_drift_evidence_reads_the_last_days_of_feature_drift():
+    """Its feature_drift input spans CREDIT_DRIFT_EVIDENCE_DAYS days ending on its own day."""
+    from credit_drift.defs.partitions import EVIDENCE_DAYS
+
+    assets_def = defs.resolve_assets_def("drift_evidence")
+    mapping = assets_def.get_partition_mapping(dg.AssetKey("feature_drift"))
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+    assert (mapping.start_offset, mapping.end_offset) == (-(EVIDENCE_DAYS - 1), 0)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        daily_partitions.subset_with_partition_keys(["2026-11-10"]),
+        daily_partitions,
+        daily_partitions,
+    ).partitions_subset.get_partition_keys()
+    assert len(upstream) == EVIDENCE_DAYS and upstream[-1] == "2026-11-10"
 
 
 def test_snapshot_of_what_runs_where():
     """Each daily asset: its IO manager, pool, backfill policy and automation condition."""
-    from credit_drift.defs.automation import DOWNSTREAM_OF_THE_DAY, WHEN_THE_DAY_CLOSES
+    from credit_drift.defs.automation import (
+        DOWNSTREAM_OF_THE_DAY,
+        WHEN_THE_DAY_CLOSES,
+        WITH_THE_DAYS_THAT_EXIST,
+    )
 
     def describe(key):
         assets_def = defs.resolve_assets_def(key)
@@ -81,6 +103,7 @@ def test_snapshot_of_what_runs_where():
         "drift_report": (none, pool, multi, DOWNSTREAM_OF_THE_DAY),
         "operational_metrics": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "stability_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
+        "drift_evidence": (none, None, multi, WITH_THE_DAYS_THAT_EXIST),
         "reference_profile": (none, pool, "None", None),
     }
 
@@ -94,6 +117,7 @@ def test_checks():
         ("drift_report", "drifted_share"),
         ("drift_report", "important_features_stable"),
         ("drift_report", "joint_distribution_stable"),
+        ("drift_evidence", "evidence_across_days"),
     } | {(key, "freshness_check") for key in DAILY}
     # The data checks are scoped to the day they check.
     for asset, name in checks - {(key, "freshness_check") for key in DAILY}:

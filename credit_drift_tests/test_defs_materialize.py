@@ -188,9 +188,10 @@ def test_the_days_chain_is_automated():
     )
     again = tick(1, 0)
     assert again["production_window"] == set()
-    assert {key: again[key] for key in daily if key != "production_window"} == {
-        key: {"2026-11-01"} for key in daily if key != "production_window"
-    }
+    per_day = [key for key in daily if key not in ("production_window", "drift_evidence")]
+    assert {key: again[key] for key in per_day} == {key: {"2026-11-01"} for key in per_day}
+    # The evidence of every later day within its span includes the 1st.
+    assert again["drift_evidence"] == {"2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"}
 
 
 # -- a window where only some features moved, an older logged schema, and the CLI ------------
@@ -268,6 +269,7 @@ def test_only_the_shifted_features_are_flagged_and_an_old_schema_is_named(shifte
         "drifted_share": True,
         "important_features_stable": True,
         "joint_distribution_stable": True,
+        "evidence_across_days": True,
     }
     # Three features of 419 is an OK share, but they are the model's strongest: the importance
     # check says so, with their names.

@@ -12,13 +12,25 @@ returns one.
 import dagster as dg
 
 from credit_drift.defs import metadata as md
-from credit_drift.defs.automation import DOWNSTREAM_OF_THE_DAY, WHEN_THE_DAY_CLOSES
-from credit_drift.defs.partitions import daily_backfill_policy, daily_partitions, day_windows
+from credit_drift.defs.automation import (
+    DOWNSTREAM_OF_THE_DAY,
+    WHEN_THE_DAY_CLOSES,
+    WITH_THE_DAYS_THAT_EXIST,
+)
+from credit_drift.defs.io_manager import ALLOW_MISSING_DAYS
+from credit_drift.defs.partitions import (
+    daily_backfill_policy,
+    daily_partitions,
+    day_windows,
+    evidence_span,
+)
 from credit_drift.defs.resources import (
     PredictionDatabaseResource,
     ProjectResource,
     ReferenceProfileResource,
 )
+from credit_drift.pipeline import attribution as attribution_step
+from credit_drift.pipeline import evidence as evidence_step
 from credit_drift.pipeline import evidently as evidently_step
 from credit_drift.pipeline import operations, report, stability, window
 from credit_drift.pipeline.feature_drift import FeatureDriftResult, compute_feature_drift
@@ -285,12 +297,22 @@ def drift_report(
     predictions, features analyzed and drifted, drift percentage (plain and importance-weighted),
     multivariate drift score and the status OK / WARNING / ALERT, or NO_DATA for an empty day.
     An alerting day's alert is written in the same transaction; `drift_alert_sensor` delivers
-    it."""
+    it. Also why the score moved: the change in mean log-odds against the reference sample,
+    split over the features by the model's own contributions (table and figure)."""
     engine, loaded, config = database.engine(), reference.load(), project.config()
+    artifacts = project.artifacts()
     reports = {}
     for day in day_windows(context):
+        attribution = attribution_step.compute_score_attribution(
+            artifacts, loaded, production_window[day.key]
+        )
         out = report.write_drift_report(
-            engine, loaded, production_window[day.key], feature_drift[day.key], config
+            engine,
+            loaded,
+            production_window[day.key],
+            feature_drift[day.key],
+            config,
+            attribution=attribution,
         )
         reports[day.key] = out
         if out.alert_raised:
@@ -308,11 +330,26 @@ def drift_report(
                     multivariate_auc=out.multivariate_score,
                 ),
                 "top_drifted_features": md.table(out.top_features),
+                **_attribution_metadata(out.attribution),
                 **md.figures(out.figures),
             },
             partition_key=day.key,
         )
     return dg.MaterializeResult(check_results=_report_checks(reports))
+
+
+def _attribution_metadata(attribution) -> dict[str, dg.MetadataValue]:
+    if attribution is None:
+        return {}
+    return {
+        **md.floats(
+            score_mean_log_odds_change=attribution.mean_margin_change,
+            score_mean_log_odds_change_se=attribution.mean_margin_change_se,
+            score_mean_probability_change=attribution.mean_probability_change,
+        ),
+        "score_attribution_rows": dg.MetadataValue.int(attribution.n_window),
+        "score_attribution": md.table(attribution.top(15)),
+    }
 
 
 def _report_checks(reports: dict[str, report.DriftReportOutcome]) -> list[dg.AssetCheckResult]:
@@ -469,6 +506,93 @@ def stability_report(
     return dg.MaterializeResult()
 
 
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    deps=[reference_profile],
+    ins={
+        "feature_drift": dg.AssetIn(
+            partition_mapping=evidence_span, metadata={ALLOW_MISSING_DAYS: True}
+        )
+    },
+    group_name=GROUP,
+    kinds={"python"},
+    automation_condition=WITH_THE_DAYS_THAT_EXIST,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "evidence_across_days",
+            asset="drift_evidence",
+            partitions_def=daily_partitions,
+            description="WARN when the evidence accumulated over the last days reaches the "
+            "WARNING share (ERROR at the ALERT share): a slow drift no single day shows yet.",
+        ),
+    ],
+)
+def drift_evidence(
+    context: dg.AssetExecutionContext,
+    feature_drift: Drifts,
+    reference: ReferenceProfileResource,
+    project: ProjectResource,
+):  # a MaterializeResult: with check specs, Dagster takes no return annotation
+    """Evidence across days: per feature, a CUSUM of the daily KS statistics over the last
+    stored feature_drift days (CREDIT_DRIFT_EVIDENCE_DAYS, 7 by default), each day counted
+    by how far its statistic stands above a clean window's noise plus an allowance; a feature
+    is flagged once the sum reaches the threshold, and the share of flagged features gets the
+    WARNING / ALERT shares. Sees a drift growing a little every day days before the daily rule
+    does. Days never materialized do not count."""
+    loaded, settings = reference.load(), project.config().evidence
+    results = {}
+    for day in day_windows(context):
+        span = [
+            d for key, d in feature_drift.items() if day.key >= key > _days_before(day, settings)
+        ]
+        ev = evidence_step.compute_evidence(loaded, span, settings)
+        results[day.key] = ev
+        if ev.status in ("WARNING", "ALERT"):
+            context.log.warning(
+                f"DRIFT EVIDENCE {ev.status} window={day.key}: {ev.n_flagged}/{ev.n_tracked} "
+                f"features accumulated drift over {len(ev.days)} days"
+            )
+        context.add_asset_metadata(
+            {
+                "status": ev.status,
+                "n_days": dg.MetadataValue.int(len(ev.days)),
+                "days": dg.MetadataValue.json(list(ev.days)),
+                "n_features_tracked": dg.MetadataValue.int(ev.n_tracked),
+                "n_features_flagged": dg.MetadataValue.int(ev.n_flagged),
+                **md.floats(
+                    flagged_percentage=None if ev.status == "NO_DATA" else 100.0 * ev.flagged_share
+                ),
+                "top_accumulated_features": md.table(ev.table.head(15)),
+            },
+            partition_key=day.key,
+        )
+    statuses = {d: r.status for d, r in results.items()}
+    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
+    check = dg.AssetCheckResult(
+        check_name="evidence_across_days",
+        passed=calm,
+        severity=dg.AssetCheckSeverity.ERROR
+        if "ALERT" in statuses.values()
+        else dg.AssetCheckSeverity.WARN,
+        metadata={
+            **md.per_day("status", statuses),
+            **md.per_day(
+                "flagged_features", {d: r.flagged_features[:20] for d, r in results.items()}
+            ),
+        },
+        description=not_calm,
+    )
+    return dg.MaterializeResult(check_results=[check])
+
+
+def _days_before(day, settings) -> str:
+    """The key of the last day outside `day`'s span."""
+    import datetime as dt
+
+    return (day.date - dt.timedelta(days=settings.days)).isoformat()
+
+
 daily_assets = [
     production_window,
     feature_drift,
@@ -476,4 +600,5 @@ daily_assets = [
     drift_report,
     operational_metrics,
     stability_report,
+    drift_evidence,
 ]

@@ -37,6 +37,13 @@ DOWNSTREAM_OF_THE_DAY = (
     .with_label("when the day's upstream updates (last 7 days)")
 )
 
+#: drift_evidence reads the last days of feature_drift: a day that was never materialized (before
+#: the first day with traffic, or skipped) must not hold it back forever, as eager's "no
+#: dependency missing" would; it counts the days that exist. It still waits for runs in progress.
+WITH_THE_DAYS_THAT_EXIST = DOWNSTREAM_OF_THE_DAY.without(
+    ~dg.AutomationCondition.any_deps_missing()
+).with_label("when any of its days' upstream updates (last 7 days)")
+
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "credit_drift_automation_sensor",
     target=dg.AssetSelection.all(),

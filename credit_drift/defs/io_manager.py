@@ -29,6 +29,9 @@ from credit_drift.pipeline.parts import Parts, Storable
 from credit_drift.pipeline.window import ProductionWindow
 
 MANIFEST = "CURRENT.json"
+#: Input metadata: the input spans several days (a partition mapping) and a day never
+#: materialized is left out of the mapping instead of failing the load.
+ALLOW_MISSING_DAYS = "allow_missing_days"
 #: The value classes this IO manager stores, by the kind their parts name.
 STORED_KINDS: dict[str, type] = {cls.KIND: cls for cls in (ProductionWindow, FeatureDriftResult)}
 #: Version folders older than the current one and its predecessor are removed after a write; a
@@ -84,6 +87,8 @@ class DailyValueIOManager(dg.UPathIOManager):
         if not context.has_asset_partitions:
             raise TypeError(f"{context.asset_key.to_user_string()}: only daily values go here")
         paths = self._get_paths_for_partitions(context)
+        if (context.definition_metadata or {}).get(ALLOW_MISSING_DAYS):
+            paths = {day: path for day, path in paths.items() if (path / MANIFEST).exists()}
         return {day: self.load_from_path(context, path) for day, path in paths.items()}
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:

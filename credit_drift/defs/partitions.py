@@ -19,6 +19,14 @@ daily_backfill_policy = dg.BackfillPolicy.multi_run(
 )
 
 
+#: Days `drift_evidence` reads back (CREDIT_DRIFT_EVIDENCE_DAYS): its partition mapping onto
+#: feature_drift, which Dagster needs when the definitions load.
+EVIDENCE_DAYS = _settings.evidence_days
+evidence_span = dg.TimeWindowPartitionMapping(
+    start_offset=-(EVIDENCE_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
 def day_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
     """The days of the run, oldest first: one for a scheduled or automated run, several for a
     backfill run."""

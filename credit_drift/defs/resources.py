@@ -20,9 +20,11 @@ from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from credit_drift.defs.io_manager import DailyValueIOManagerFactory
+from credit_drift.defs.partitions import EVIDENCE_DAYS
 from credit_drift.pipeline.config import PipelineConfig
 from credit_drift.pipeline.reference import LoadedReference
 from credit_drift.settings import Settings, normalize_database_url
+from credit_drift.stats.evidence import EvidenceSettings
 from credit_drift.stats.policy import DEFAULT_ALERT_SHARE, DEFAULT_WARNING_SHARE, get_policy
 
 
@@ -79,6 +81,8 @@ class ProjectResource(dg.ConfigurableResource):
     alert_webhook_url: str = ""
     evidently_max_columns: int = 30
     evidently_all_columns: bool = False
+    evidence_allowance: float = 0.005
+    evidence_threshold: float = 0.05
 
     def config(self) -> PipelineConfig:
         from pathlib import Path
@@ -98,6 +102,14 @@ class ProjectResource(dg.ConfigurableResource):
             evidently_max_columns=self.evidently_max_columns,
             evidently_all_columns=self.evidently_all_columns,
             positive_label=self.positive_label,
+            evidence=EvidenceSettings(
+                # The span is the asset's partition mapping, fixed when the definitions load.
+                days=EVIDENCE_DAYS,
+                allowance=self.evidence_allowance,
+                threshold=self.evidence_threshold,
+                warning_share=self.warning_share,
+                alert_share=self.alert_share,
+            ),
         )
 
     def artifacts(self):
@@ -132,6 +144,8 @@ def resources_from_settings(settings: Settings | None = None, **project: Any) ->
         min_window_rows=settings.min_window_rows,
         alert_severity=settings.alert_severity,
         alert_webhook_url=_from_env("CREDIT_DRIFT_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+        evidence_allowance=settings.evidence_allowance,
+        evidence_threshold=settings.evidence_threshold,
     )
     fields.update(project)
     return {

@@ -235,6 +235,20 @@ class ModelArtifacts:
             return np.empty(0, dtype=np.float64)
         return np.asarray(self.booster.predict(matrix, num_threads=num_threads), dtype=np.float64)
 
+    def contributions(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:
+        """Per-row feature contributions to the RAW score (log-odds), shape (n, p + 1): LightGBM's
+        `pred_contrib=True` (TreeSHAP), the last column the model's expected value; each row sums
+        to that row's raw margin. `matrix` as for `predict_matrix`."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.schema):
+            raise ValueError(
+                f"matrix has shape {matrix.shape}, the model expects (n, {len(self.schema)})"
+            )
+        if matrix.shape[0] == 0:
+            return np.empty((0, len(self.schema) + 1), dtype=np.float64)
+        out = self.booster.predict(matrix, pred_contrib=True, num_threads=num_threads)
+        return np.asarray(out, dtype=np.float64)
+
     def decide(self, proba: np.ndarray | float) -> np.ndarray:
         return np.where(np.asarray(proba, dtype=np.float64) >= self.threshold, REFUSED, APPROVED)
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from credit_drift.settings import Settings
+from credit_drift.stats.evidence import EvidenceSettings
 from credit_drift.stats.policy import DriftPolicy, get_policy
 
 
@@ -29,6 +30,9 @@ class PipelineConfig:
     evidently_all_columns: bool = False
     #: The target's value that means default, when the target is written as labels ('' = 0/1).
     positive_label: str = ""
+    #: The evidence-across-days detector (`drift_evidence`): span, allowance, threshold, and
+    #: the status shares (the policy's).
+    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "PipelineConfig":
@@ -47,6 +51,13 @@ class PipelineConfig:
             alert_severity=settings.alert_severity,
             alert_webhook_url=settings.alert_webhook_url,
             positive_label=settings.positive_label,
+            evidence=EvidenceSettings(
+                days=settings.evidence_days,
+                allowance=settings.evidence_allowance,
+                threshold=settings.evidence_threshold,
+                warning_share=settings.warning_share,
+                alert_share=settings.alert_share,
+            ),
         )
         values.update(overrides)
         return cls(**values)

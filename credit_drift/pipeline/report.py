@@ -1,7 +1,8 @@
 """The day's drift report: the `drift_reports` row (with the domain classifier's score), the
 day's alert written in the same transaction when the status calls for one (the outbox that the
-alert sensor delivers from), and the notebook's figures: KS top 20, top-6 distributions, and the
-drift timeline."""
+alert sensor delivers from), the notebook's figures: KS top 20, top-6 distributions, and the
+drift timeline, and, when given, why the score moved (`pipeline.attribution`): its digest in the
+report's details and its bar chart."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from credit_drift.pipeline.config import PipelineConfig
 from credit_drift.pipeline.feature_drift import FeatureDriftResult, important_drifted
 from credit_drift.pipeline.reference import LoadedReference
 from credit_drift.pipeline.window import ProductionWindow
+from credit_drift.stats.attribution import ScoreAttribution
 from credit_drift.stats.policy import decide_joint, should_alert
 from credit_drift.stats.results import top_drifted
 
@@ -37,6 +39,8 @@ class DriftReportOutcome:
     important_drifted: tuple[str, ...] = ()
     #: A new alert row was written with this report (False: none due, or the day had alerted).
     alert_raised: bool = False
+    #: Why the mean score moved (None for an empty day or when not computed).
+    attribution: ScoreAttribution | None = None
 
     @property
     def summary(self) -> str:
@@ -54,9 +58,12 @@ def write_drift_report(
     window: ProductionWindow,
     drift: FeatureDriftResult,
     config: PipelineConfig,
+    attribution: ScoreAttribution | None = None,
 ) -> DriftReportOutcome:
     """Upsert the day's report (and, in the same transaction, its alert when the status reaches
-    `config.alert_severity`), then draw the day's figures."""
+    `config.alert_severity`), then draw the day's figures. `attribution` (from
+    `pipeline.attribution.compute_score_attribution`) goes into the report's details and gets
+    its figure."""
     from credit_drift.stats.multivariate import domain_classifier_drift
     from credit_drift.storage.alert_outbox import AlertIntent
     from credit_drift.storage.drift_results import DriftReportRow, upsert_drift_report
@@ -95,6 +102,7 @@ def write_drift_report(
                 "features": list(multivariate.features),
             },
             "top_features": top10,
+            "score_attribution": None if attribution is None else attribution.summary(),
         },
     )
     alert = None
@@ -108,6 +116,15 @@ def write_drift_report(
         )
     raised = upsert_drift_report(engine, row, alert=alert)
     figures = _draw_figures(engine, reference, window, drift, config)
+    if attribution is not None:
+        from credit_drift.reports.plots import plot_score_attribution
+
+        figures["score_attribution_chart"] = plot_score_attribution(
+            attribution.table,
+            config.day_dir(window.day.key) / "score_attribution.png",
+            mean_log_odds_change=attribution.mean_margin_change,
+            mean_probability_change=attribution.mean_probability_change,
+        )
     return DriftReportOutcome(
         status=status,
         n_predictions=window.n_rows,
@@ -123,6 +140,7 @@ def write_drift_report(
         important_features_moved=drift.important_features_moved,
         important_drifted=important_drifted(reference, drift),
         alert_raised=raised,
+        attribution=attribution,
     )
 
 

@@ -169,6 +169,40 @@ def plot_ks_top_features(
     return _save(fig, path)
 
 
+# -- why the score moved ----------------------------------------------------------------------
+def plot_score_attribution(
+    table: pd.DataFrame,
+    path: Path | str,
+    *,
+    mean_log_odds_change: float,
+    mean_probability_change: float,
+    top_n: int = 15,
+) -> Path:
+    """Horizontal bars of the `top_n` features that moved the mean score most (`table` as
+    `stats.attribution.ScoreAttribution.table`, ranked): red pushes the score (risk) up, blue
+    down, largest on top; the totals in the title."""
+    title = (
+        f"Why the score moved: mean log-odds {mean_log_odds_change:+.3f} "
+        f"(mean probability {100 * mean_probability_change:+.2f} points)"
+    )
+    if table.empty:
+        return _no_data_figure(path, title, "no features to attribute")
+    top = table.head(top_n)
+    change = top["contribution_change"].to_numpy(dtype=np.float64)
+    fig = _figure(12, max(3.0, 1.2 + 0.35 * len(top)))
+    ax = fig.add_subplot()
+    y = np.arange(len(top))
+    ax.barh(y, change, color=[RED if c > 0 else "#2B5C8A" for c in change])
+    ax.set_yticks(y)
+    ax.set_yticklabels([_short(str(f), 30) for f in top["feature"]], fontsize=9)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("change in mean contribution to the log-odds of default (window - reference)")
+    ax.set_title(title, fontweight="bold", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
