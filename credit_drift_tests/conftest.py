@@ -116,3 +116,23 @@ def replay_batches(db_url: str, model_dir, batches: list[dict], *, batch_size: i
         progress=False,
     )
     return pool
+
+
+@pytest.fixture
+def json_lines():
+    """The API's JSON log lines emitted during the test, parsed."""
+    import json
+    import logging
+
+    from credit_drift.serving.request_log import LOGGER_NAME
+
+    lines: list[dict] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(json.loads(record.getMessage()))
+
+    handler = Collect()
+    logging.getLogger(LOGGER_NAME).addHandler(handler)
+    yield lines
+    logging.getLogger(LOGGER_NAME).removeHandler(handler)

@@ -3,8 +3,6 @@
 itself when the database comes back (PostgreSQL behind a proxy the test cuts and restores)."""
 
 import contextlib
-import json
-import logging
 import os
 import shutil
 import signal
@@ -22,7 +20,6 @@ from sqlalchemy.engine import make_url
 
 from credit_drift.serving.app import create_app
 from credit_drift.serving.config import ServingConfig
-from credit_drift.serving.request_log import LOGGER_NAME
 from credit_drift_tests.test_serving_support import (
     TcpProxy,
     application,
@@ -41,20 +38,6 @@ pytestmark = pytest.mark.postgres
 CONFIG = ServingConfig(
     database_retry_seconds=0.3, log_flush_seconds=0.05, shutdown_flush_seconds=0.5
 )
-
-
-@pytest.fixture
-def json_lines():
-    lines: list[dict] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(json.loads(record.getMessage()))
-
-    handler = Collect()
-    logging.getLogger(LOGGER_NAME).addHandler(handler)
-    yield lines
-    logging.getLogger(LOGGER_NAME).removeHandler(handler)
 
 
 def _with_port(url: str, port: int) -> str:

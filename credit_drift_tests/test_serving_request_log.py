@@ -32,20 +32,6 @@ FAST = ServingConfig(log_flush_seconds=0.05, shutdown_flush_seconds=1.0)
 
 
 @pytest.fixture
-def json_lines():
-    lines: list[dict] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(json.loads(record.getMessage()))
-
-    handler = Collect()
-    logging.getLogger(LOGGER_NAME).addHandler(handler)
-    yield lines
-    logging.getLogger(LOGGER_NAME).removeHandler(handler)
-
-
-@pytest.fixture
 def serve(trained_model, tmp_path):  # noqa: F811
     with contextlib.ExitStack() as stack:
 
