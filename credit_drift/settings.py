@@ -158,6 +158,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "features gets the WARNING / ALERT shares.",
     ),
     EnvVar(
+        "CREDIT_DRIFT_OUTCOME_HORIZON_DAYS",
+        "30",
+        "Days after its scoring day by which a cohort's outcomes count as matured "
+        "(realized_performance: immature / partial before, mature after; also how far back "
+        "late outcomes re-run it).",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_MIN_WINDOW_ROWS",
         "30",
         "Fewer rows than this and the window check fails (too few for a meaningful test).",
@@ -424,6 +431,7 @@ class Settings:
     evidence_days: int = 7
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
+    outcome_horizon_days: float = 30.0
     policy: str = "default"
     alert_severity: str = "ALERT"
     api_key: str = field(default="", repr=False)
@@ -492,6 +500,7 @@ class Settings:
             evidence_days=_positive_int("CREDIT_DRIFT_EVIDENCE_DAYS", raw),
             evidence_allowance=_non_negative("CREDIT_DRIFT_EVIDENCE_ALLOWANCE", raw),
             evidence_threshold=_positive("CREDIT_DRIFT_EVIDENCE_THRESHOLD", raw),
+            outcome_horizon_days=_positive("CREDIT_DRIFT_OUTCOME_HORIZON_DAYS", raw),
             policy=_policy_name(raw),
             alert_severity=severity.upper(),
             api_key=raw("CREDIT_DRIFT_API_KEY"),
@@ -539,6 +548,7 @@ class Settings:
             "CREDIT_DRIFT_EVIDENCE_DAYS": str(self.evidence_days),
             "CREDIT_DRIFT_EVIDENCE_ALLOWANCE": repr(self.evidence_allowance),
             "CREDIT_DRIFT_EVIDENCE_THRESHOLD": repr(self.evidence_threshold),
+            "CREDIT_DRIFT_OUTCOME_HORIZON_DAYS": repr(self.outcome_horizon_days),
             "CREDIT_DRIFT_POLICY": self.policy,
             "CREDIT_DRIFT_ALERT_SEVERITY": self.alert_severity,
             "CREDIT_DRIFT_API_KEY": self.api_key,

@@ -33,6 +33,8 @@ class PipelineConfig:
     #: The evidence-across-days detector (`drift_evidence`): span, allowance, threshold, and
     #: the status shares (the policy's).
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    #: Days after a cohort's day by which its outcomes count as matured (realized_performance).
+    outcome_horizon_days: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "PipelineConfig":
@@ -51,6 +53,7 @@ class PipelineConfig:
             alert_severity=settings.alert_severity,
             alert_webhook_url=settings.alert_webhook_url,
             positive_label=settings.positive_label,
+            outcome_horizon_days=settings.outcome_horizon_days,
             evidence=EvidenceSettings(
                 days=settings.evidence_days,
                 allowance=settings.evidence_allowance,
