@@ -3,7 +3,6 @@
 unknown ids kept and listed, every bad row named with its value."""
 
 import datetime as dt
-import os
 import re
 
 import numpy as np
@@ -13,25 +12,19 @@ import pytest
 from credit_drift.cli import main
 from credit_drift.features import FeatureSchema, FeatureSpec
 from credit_drift.pipeline.outcome_file import OutcomeFileError, read_outcome_file
-from credit_drift.settings import ENV_VARS
 from credit_drift.storage.db import make_engine, upgrade
 from credit_drift.storage.outcomes import read_cohort, read_outcome_history
 from credit_drift.storage.predictions import PredictionRow, insert_predictions
+from credit_drift_tests.test_cli_orchestration import state  # noqa: F401 - fixture
 
 DAY = dt.date(2026, 11, 2)
 SCHEMA = FeatureSchema((FeatureSpec("AMT_CREDIT"),))
 
 
 @pytest.fixture
-def database(db_url, tmp_path, monkeypatch):
-    """`db_url` as the CLI's DATABASE_URL (no other inherited setting), with three logged
-    predictions of applications 100001-100003 on DAY."""
-    names = {v.name for v in ENV_VARS} | {"DAGSTER_HOME", "CREDIT_DRIFT_CONFIG"}
-    for name in names | {n for n in os.environ if n.startswith("CREDIT_DRIFT_")}:
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
+def database(db_url, state, monkeypatch):  # noqa: F811
+    """`db_url` as the CLI's DATABASE_URL (in a fresh state directory, no other inherited
+    setting), with three logged predictions of applications 100001-100003 on DAY."""
     monkeypatch.setenv("DATABASE_URL", db_url)
     upgrade(db_url)
     start = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC)
