@@ -15,7 +15,7 @@ application id, when it was observed by `as_of`. It reads no feature vector.
 import datetime as dt
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,8 +100,10 @@ def check_application_id(value: object, where: str) -> str:
     """A non-empty string of at most APPLICATION_ID_MAX_LENGTH characters without NUL (which
     PostgreSQL text cannot hold); OutcomeValidationError naming `where` otherwise."""
     if not isinstance(value, str):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
         raise OutcomeValidationError(
-            f"{where}: application_id must be a string, got {type(value).__name__} {value!r}"
+            f"{where}: application_id must be a string, got {type(value).__name__} {shown}"
         )
     if not value.strip():
         raise OutcomeValidationError(f"{where}: application_id is empty")
@@ -180,20 +182,26 @@ def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
 
 # -- writing ------------------------------------------------------------------------------
 def record_outcomes(
-    engine: Engine, rows: Sequence[OutcomeRow], *, update: bool = True
+    engine: Engine,
+    rows: Sequence[OutcomeRow],
+    *,
+    update: bool = True,
+    same_transaction: Callable[[Connection, OutcomeWriteSummary], None] | None = None,
 ) -> OutcomeWriteSummary:
     """Record outcomes in one transaction (all or nothing); see the module docstring.
 
     A row counts as `unchanged` when its id's current outcome has the same value and
     observed_at, `updated` when either differs (update=True), `inserted` when the id had none.
     Raises OutcomeValidationError naming the row and field before anything is written.
+    `same_transaction(conn, summary)` runs last in the same transaction (the API stores an
+    idempotency key's answer there); if it raises, nothing is written.
     """
     clean = _validate(rows)
     duplicates_in_batch = len(rows) - len(clean)
-    if not clean:
-        return OutcomeWriteSummary(unchanged=duplicates_in_batch)
     ids = [r.application_id for r in clean]
     now = utc_now()
+    if not clean and same_transaction is None:
+        return OutcomeWriteSummary(unchanged=duplicates_in_batch)
     t = outcomes
     with write_transaction(engine, lock=_WRITE_LOCK) as conn:
         current: dict[str, tuple[int, int, dt.datetime]] = {}
@@ -243,13 +251,16 @@ def record_outcomes(
                     .distinct()
                 ).scalars()
             )
-    return OutcomeWriteSummary(
-        inserted=len(new_rows) - len(superseded),
-        unchanged=unchanged,
-        updated=len(superseded),
-        unknown_ids=len(set(ids) - known),
-        conflicts=conflicts,
-    )
+        summary = OutcomeWriteSummary(
+            inserted=len(new_rows) - len(superseded),
+            unchanged=unchanged,
+            updated=len(superseded),
+            unknown_ids=len(set(ids) - known),
+            conflicts=conflicts,
+        )
+        if same_transaction is not None:
+            same_transaction(conn, summary)
+    return summary
 
 
 # -- reading ------------------------------------------------------------------------------

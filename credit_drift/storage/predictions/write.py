@@ -61,7 +61,7 @@ class PredictionRow:
     model_version: str
     inference_time_ms: float | None
     source: str = "api"
-    application_id: str | None = None
+    application_id: str | int | None = None
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -112,23 +112,21 @@ def _finite(value: Any, name: str, where: str) -> float:
     return out
 
 
-def _optional_application_id(value: str | None, where: str) -> str | None:
-    return None if value is None else check_application_id(value, where)
+def _optional_application_id(value: str | int | None, where: str) -> str | None:
+    """None, or a valid id; integers (an id column read as int64) become decimal text."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = str(int(value))
+    return check_application_id(value, where)
 
 
 def _application_ids(values: Sequence[str | int | None] | None, n: int) -> list[str | None]:
-    """One id or None per row; integers (an id column read as int64) become decimal text."""
     if values is None:
         return [None] * n
     if len(values) != n:
         raise ValueError(f"application_ids has {len(values)} values for {n} rows")
-    return [
-        _optional_application_id(
-            str(int(v)) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v,
-            f"row {i}",
-        )
-        for i, v in enumerate(values)
-    ]
+    return [_optional_application_id(v, f"row {i}") for i, v in enumerate(values)]
 
 
 # -- single inserts -----------------------------------------------------------------------
