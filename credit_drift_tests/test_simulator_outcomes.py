@@ -149,3 +149,111 @@ def test_scenario_concept_shift_and_maturity_round_trip_and_validate():
         BatchSpec("clean", concept_shift=float("nan"))
     with pytest.raises(ScenarioError, match="maturity_days"):
         Scenario.from_dict({"maturity_days": -1, "batches": [{"kind": "clean"}]})
+
+
+# -- delivery: replay, bulk and HTTP record the outcomes observed by now ----------------------
+def _stored_outcomes(db_url):
+    from credit_drift_tests.test_serving_support import rows
+
+    return rows(
+        db_url,
+        "SELECT o.application_id, o.outcome, o.observed_at, o.source, p.created_at "
+        "FROM outcomes o JOIN predictions p ON p.application_id = o.application_id "
+        "ORDER BY p.id",
+    )
+
+
+def test_replay_delivers_observed_outcomes_and_holds_back_the_future(db_url, model_dir):
+    from credit_drift.data.loader import load_pool, load_pool_ids
+    from credit_drift.simulator.replay import SimulatorError, replay
+    from credit_drift.storage.db import upgrade
+
+    _, paths, artifacts = model_dir
+    upgrade(db_url)
+    pool = load_pool(paths.pool, artifacts.schema)
+    ids = load_pool_ids(paths.pool, ID_COLUMN)
+    today = dt.datetime.now(dt.UTC).date()
+    # Batch 1 scored 30 days ago (observed 16 days ago); batch 2 today (observed in 14 days).
+    scenario = Scenario(
+        "t",
+        (BatchSpec("clean", day=0), BatchSpec("clean", day=30, concept_shift=0.5)),
+        maturity_days=14,
+    )
+    kwargs = dict(
+        database_url=db_url,
+        artifacts=artifacts,
+        pool=pool,
+        scenario=scenario,
+        batch_size=40,
+        start_date=(today - dt.timedelta(days=30)).isoformat(),
+        seed=3,
+        progress=False,
+        application_ids=ids,
+    )
+    summary = replay(**kwargs, outcomes=True)
+    delivery = summary.outcomes
+    assert (delivery.n_observed, delivery.n_pending) == (40, 40)
+    assert delivery.summary.inserted == 40 and delivery.summary.unknown_ids == 0
+    assert "40 not observed yet" in summary.table()
+    stored = _stored_outcomes(db_url)
+    assert len(stored) == 40 and {r.source for r in stored} == {"simulator"}
+    expected = simulate_outcomes(
+        pool, ids, scenario, seed=3, batch_size=40, start=kwargs["start_date"]
+    )[0]
+    by_id = dict(zip(expected.application_id, expected.outcome, strict=True))
+    assert all(r.outcome == by_id[r.application_id] for r in stored)
+    from credit_drift.storage.db import make_engine
+    from credit_drift.storage.outcomes import read_cohort
+
+    first = read_cohort(make_engine(db_url), today - dt.timedelta(days=30))
+    assert first["outcome"].notna().all() and len(first) == 40
+    assert (first["observed_at"] - first["created_at"] == pd.Timedelta(days=14)).all()
+    assert read_cohort(make_engine(db_url), today)["outcome"].isna().all()  # not yet
+    with pytest.raises(SimulatorError, match="application id"):
+        replay(**{**kwargs, "application_ids": None}, outcomes=True)
+
+
+def test_bulk_and_http_deliver_outcomes(sqlite_url, model_dir, tmp_path):
+    from credit_drift.data.loader import load_pool, load_pool_ids
+    from credit_drift.serving.app import create_app
+    from credit_drift.simulator.replay import bulk_backfill
+    from credit_drift.simulator.sender import simulate
+    from credit_drift.storage.db import upgrade
+    from credit_drift_tests.test_serving_support import live_server, settings_for
+
+    root, paths, artifacts = model_dir
+    upgrade(sqlite_url)
+    pool = load_pool(paths.pool, artifacts.schema)
+    ids = load_pool_ids(paths.pool, ID_COLUMN)
+    backfill = bulk_backfill(
+        database_url=sqlite_url,
+        artifacts=artifacts,
+        pool=pool,
+        scenario=Scenario("b", (BatchSpec("clean", concept_shift=1.0),), maturity_days=3),
+        rows_per_day=50,
+        start_date="2026-10-01",
+        chunk_rows=20,
+        progress=False,
+        application_ids=ids,
+        outcomes=True,
+    )
+    assert backfill.outcomes.n_observed == 50 and backfill.outcomes.summary.inserted == 50
+    settings = settings_for(sqlite_url, root / "artifacts", tmp_path, allow_replay=True)
+    app = create_app(settings, artifacts)
+    with live_server(app) as base:
+        summary = simulate(
+            base,
+            pool=pool.assign(**{ID_COLUMN: ids}).iloc[2000:].reset_index(drop=True),
+            scenario=Scenario("h", (BatchSpec("clean"),), maturity_days=1),
+            batch_size=30,
+            request_size=10,
+            start_date="2026-10-10",
+            progress=False,
+            outcomes=True,
+        )
+    app.state.api_log_writer.flush(timeout=10)
+    assert summary.outcomes.n_observed == 30 and summary.outcomes.summary.inserted == 30
+    assert summary.outcomes.summary.unknown_ids == 0
+    stored = _stored_outcomes(sqlite_url)
+    assert len(stored) == 80
+    assert sum(r.source == "simulator" for r in stored) == 50  # HTTP ones come in as 'api'

@@ -117,22 +117,49 @@ def outcomes_of_batch(
     pool the batch was drawn from; the batch's rows are `batch.pool_rows`). A batch not placed
     in time was scored at `now`."""
     ids = np.asarray(application_ids, dtype=object)[batch.pool_rows]
-    probability, outcome = draw_outcomes(
-        batch.frame, outcome_rng(seed, batch.index), batch.spec.concept_shift
-    )
     times = batch.event_times()
     if times is None:
         times = [now or dt.datetime.now(dt.UTC)] * len(batch)
-    predicted = _utc_us(times)
+    return outcomes_of_rows(
+        batch.index,
+        batch.frame,
+        ids,
+        _utc_us(times),
+        rng=outcome_rng(seed, batch.index),
+        concept_shift=batch.spec.concept_shift,
+        maturity_days=maturity_days,
+    )
+
+
+def outcomes_of_rows(
+    index: int,
+    frame: pd.DataFrame,
+    application_ids: Sequence[Any] | np.ndarray,
+    predicted_at: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    concept_shift: float,
+    maturity_days: float,
+) -> BatchOutcomes:
+    """The outcomes of applications `frame` (as sent) scored at `predicted_at` (datetime64,
+    UTC), observed `maturity_days` later. Every application needs an id to link its outcome."""
+    ids = np.asarray(application_ids, dtype=object)
+    if len(ids) != len(frame) or any(i is None for i in ids):
+        raise OutcomeSimulationError(
+            "simulated outcomes need an application id for every application (the pool's id "
+            "column, e.g. SK_ID_CURR)"
+        )
+    probability, outcome = draw_outcomes(frame, rng, concept_shift)
+    predicted = np.asarray(predicted_at, dtype="datetime64[us]")
     delay = np.timedelta64(int(round(maturity_days * 86_400_000_000)), "us")
     return BatchOutcomes(
-        index=batch.index,
+        index=index,
         application_id=np.array([str(i) for i in ids], dtype=object),
         default_probability=probability,
         outcome=outcome,
         predicted_at=predicted,
         observed_at=predicted + delay,
-        concept_shift=batch.spec.concept_shift,
+        concept_shift=float(concept_shift),
     )
 
 
@@ -170,6 +197,26 @@ class OutcomeDelivery:
     n_observed: int
     n_pending: int
     summary: Any  # storage.outcomes.OutcomeWriteSummary, or None when nothing was observed
+
+    def __add__(self, other: "OutcomeDelivery") -> "OutcomeDelivery":
+        """Two deliveries' counts together (chunk after chunk)."""
+        a, b = self.summary, other.summary
+        if a is None or b is None:
+            summary = a if b is None else b
+        else:
+            summary = type(a)(
+                inserted=a.inserted + b.inserted,
+                unchanged=a.unchanged + b.unchanged,
+                updated=a.updated + b.updated,
+                unknown_ids=a.unknown_ids + b.unknown_ids,
+                conflicts=[*a.conflicts, *b.conflicts],
+            )
+        return OutcomeDelivery(
+            max(self.as_of, other.as_of),
+            self.n_observed + other.n_observed,
+            self.n_pending + other.n_pending,
+            summary,
+        )
 
     def line(self) -> str:
         s = self.summary
