@@ -187,6 +187,9 @@ def run_demo(
             batch_interval="1d",
             request_size=min(100, batch_size),
             progress=progress,
+            # Each application's default, drawn from the synthetic data's risk model and
+            # observed 14 days after scoring, posted to /outcomes: realized_performance.
+            outcomes=True,
         )
     finally:
         process.terminate()
