@@ -161,8 +161,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CREDIT_DRIFT_OUTCOME_HORIZON_DAYS",
         "30",
         "Days after its scoring day by which a cohort's outcomes count as matured "
-        "(realized_performance: immature / partial before, mature after; also how far back "
-        "late outcomes re-run it).",
+        "(realized_performance: immature / partial before, mature after); the days within it "
+        "(plus 7) are measured again once a day.",
     ),
     EnvVar(
         "CREDIT_DRIFT_MIN_WINDOW_ROWS",
