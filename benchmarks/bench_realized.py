@@ -38,9 +38,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="bench_realized_"))
-    paths = write_datasets(
-        root / "data", n_rows=args.train_rows, pool_rows=50_000, seed=args.seed
-    )
+    paths = write_datasets(root / "data", n_rows=args.train_rows, pool_rows=50_000, seed=args.seed)
     data = load_training_data(paths.train, "TARGET", ID_COLUMN)
     artifacts = train_model(data, seed=args.seed, config=TrainConfig(n_jobs=1))
     pool = load_pool(paths.pool, artifacts.schema)
