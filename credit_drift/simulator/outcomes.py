@@ -238,9 +238,20 @@ def deliver_outcomes(
     count the others as pending."""
     from credit_drift.storage.outcomes import OutcomeRow, record_outcomes
 
+    as_of, due, pending = observed_by(batches, as_of)
+    rows = [OutcomeRow(app_id, outcome, when, SOURCE) for app_id, outcome, when in due]
+    summary = record_outcomes(engine, rows) if rows else None
+    return OutcomeDelivery(as_of, len(rows), pending, summary)
+
+
+def observed_by(
+    batches: Iterable[BatchOutcomes], as_of: dt.datetime | None = None
+) -> tuple[dt.datetime, list[tuple[str, int, dt.datetime]], int]:
+    """(as_of in UTC, the (application id, outcome, observed_at) observed at or before it, the
+    number of the others): what may be recorded now (default as_of: now)."""
     as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     cutoff = np.datetime64(as_of.replace(tzinfo=None), "us")
-    rows: list[OutcomeRow] = []
+    due_rows: list[tuple[str, int, dt.datetime]] = []
     pending = 0
     for b in batches:
         due = b.observed_at <= cutoff
@@ -249,6 +260,5 @@ def deliver_outcomes(
             b.application_id[due], b.outcome[due], b.observed_at[due], strict=True
         ):
             when = observed.astype("datetime64[us]").item().replace(tzinfo=dt.UTC)
-            rows.append(OutcomeRow(str(app_id), int(outcome), when, SOURCE))
-    summary = record_outcomes(engine, rows) if rows else None
-    return OutcomeDelivery(as_of, len(rows), pending, summary)
+            due_rows.append((str(app_id), int(outcome), when))
+    return as_of, due_rows, pending

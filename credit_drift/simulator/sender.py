@@ -289,21 +289,11 @@ OUTCOMES_PER_REQUEST = 2_000
 def post_outcomes(client, headers: dict[str, str], drawn, *, as_of=None):
     """POST the drawn outcomes observed by `as_of` (default now) to /outcomes, in requests of
     OUTCOMES_PER_REQUEST; returns an `OutcomeDelivery` with the API's counts."""
-    from credit_drift.simulator.outcomes import OutcomeDelivery
+    from credit_drift.simulator.outcomes import OutcomeDelivery, observed_by
     from credit_drift.storage.outcomes import OutcomeWriteSummary
 
-    as_of = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    cutoff = np.datetime64(as_of.replace(tzinfo=None), "us")
-    rows, pending = [], 0
-    for b in drawn:
-        due = b.observed_at <= cutoff
-        pending += int((~due).sum())
-        rows += [
-            {"application_id": str(a), "outcome": int(o), "observed_at": f"{t}Z"}
-            for a, o, t in zip(
-                b.application_id[due], b.outcome[due], b.observed_at[due], strict=True
-            )
-        ]
+    as_of, due, pending = observed_by(drawn, as_of)
+    rows = [{"application_id": a, "outcome": o, "observed_at": t.isoformat()} for a, o, t in due]
     counts = dict.fromkeys(("inserted", "unchanged", "updated", "unknown_ids"), 0)
     conflicts: list[str] = []
     for lo in range(0, len(rows), OUTCOMES_PER_REQUEST):
