@@ -30,7 +30,12 @@ from credit_drift.storage.schema import (
     outcomes,
     predictions,
 )
-from credit_drift.storage.sql import utc_now, write_transaction
+from credit_drift.storage.sql import (
+    bulk_timestamp,
+    timestamp_series,
+    utc_now,
+    write_transaction,
+)
 from credit_drift.storage.windows import DayWindow
 
 # Ids per `IN (...)` list when looking a batch up (SQLite's bound-parameter limit is 32,766).
@@ -288,6 +293,7 @@ def read_cohort(
     application id all get its outcome.
     """
     window = DayWindow.of(day)
+    postgres = engine.dialect.name == "postgresql"
     p, o = predictions, outcomes
     on = sa.and_(o.c.application_id == p.c.application_id, o.c.superseded_at.is_(None))
     if as_of is not None:
@@ -296,13 +302,14 @@ def read_cohort(
         sa.select(
             p.c.request_id,
             p.c.application_id,
-            p.c.created_at,
+            # Time stamps in bulk form: no Python datetime per row (100,000 rows a day).
+            bulk_timestamp(p.c.created_at, postgres),
             p.c.probability,
             p.c.decision,
             p.c.threshold,
             p.c.model_version,
             o.c.outcome,
-            o.c.observed_at,
+            bulk_timestamp(o.c.observed_at, postgres),
         )
         .select_from(p.outerjoin(o, on))
         .where(p.c.created_at >= window.start, p.c.created_at < window.end)
@@ -316,13 +323,13 @@ def read_cohort(
         {
             "request_id": pd.Series(data["request_id"], dtype=object),
             "application_id": pd.Series(data["application_id"], dtype=object),
-            "created_at": _utc_series(data["created_at"]),
+            "created_at": timestamp_series(data["created_at"], postgres),
             "probability": pd.Series(data["probability"], dtype="float64"),
             "decision": pd.Series(data["decision"], dtype=object),
             "threshold": pd.Series(data["threshold"], dtype="float64"),
             "model_version": pd.Series(data["model_version"], dtype=object),
             "outcome": pd.Series(np.asarray(data["outcome"], dtype=float), dtype="float64"),
-            "observed_at": _utc_series(data["observed_at"]),
+            "observed_at": timestamp_series(data["observed_at"], postgres),
         },
         columns=list(COHORT_COLUMNS),
     )
