@@ -181,6 +181,12 @@ def test_outcomes_link_to_predictions_resend_update_and_unknown(db_url, make_cli
             "unknown field",
             None,
         ),
+        (
+            {"application_id": "A", "outcome": 1, "observed_at": "2027" * 10_000},
+            422,
+            "(40000 characters) is not an ISO 8601 time",
+            None,
+        ),
         ({"outcomes": []}, 422, "empty 'outcomes'", None),
         ({"outcomes": {"application_id": "A"}}, 422, "must be a list", None),
         ({"outcomes": [], "extra": 1}, 422, "unknown keys: extra", None),

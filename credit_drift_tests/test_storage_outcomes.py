@@ -2,6 +2,7 @@
 kept and reported, cohorts joined at a point in time, application ids on predictions."""
 
 import datetime as dt
+import threading
 
 import numpy as np
 import pandas as pd
@@ -282,3 +283,28 @@ def test_one_current_outcome_per_id_is_enforced_by_the_database(engine):
                     source="api",
                 )
             )
+
+
+def test_concurrent_writers_of_the_same_outcomes_write_them_once(engine):
+    # Two clients (or a retry racing its original) send the same batch at once: the writers
+    # take turns, so one inserts and the other finds everything unchanged; no constraint error.
+    batch = [_outcome(f"C{i}", i % 2) for i in range(300)]
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def send():
+        try:
+            barrier.wait()
+            results.append(record_outcomes(engine, batch))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(r.inserted for r in results) == [0, 0, 0, 300]
+    assert sorted(r.unchanged for r in results) == [0, 300, 300, 300]
+    assert _count_rows(engine) == 300

@@ -45,7 +45,7 @@ class ServingConfig:
     max_body_bytes: int = 1 << 20
     max_batch_size: int = 1_000
     max_batch_body_bytes: int = 32 << 20
-    max_outcomes: int = 10_000
+    max_outcomes: int = 1_000
     database_retry_seconds: float = 1.0
     database_timeout_seconds: float | None = 2.0
     ready_cache_seconds: float = 1.0

@@ -301,6 +301,7 @@ class ApplicationValidator:
     def _check_application_ids(self, raw: list[Any], *, batch: bool) -> list[str | None]:
         out: list[str | None] = []
         errors: list[FieldError] = []
+        n_errors = 0
         for i, value in enumerate(raw):
             if value is None:
                 out.append(None)
@@ -310,15 +311,17 @@ class ApplicationValidator:
             try:
                 out.append(check_application_id(value, APPLICATION_ID_FIELD))
             except OutcomeValidationError as exc:
+                n_errors += 1
                 problem = str(exc).removeprefix(f"{APPLICATION_ID_FIELD}: ")
                 if len(errors) < self.max_listed:
                     errors.append(FieldError(APPLICATION_ID_FIELD, problem, i if batch else None))
-        if errors:
+        if n_errors:
             where = f" (application {errors[0].index})" if batch else ""
             raise RequestRejected(
                 422,
                 f"invalid {APPLICATION_ID_FIELD}{where}: {errors[0].problem}",
                 errors,
+                n_errors,
             )
         return out
 
@@ -584,6 +587,9 @@ class ValidatedOutcomes:
 
 def parse_observed_at(value: Any) -> dt.datetime | str:
     """An ISO 8601 datetime with a time zone, or a date (midnight UTC); else the problem."""
+    if isinstance(value, str) and len(value) > 64:
+        # An ISO 8601 time is at most 32 characters: do not echo a long string back.
+        return f"{json.dumps(value[:40])}... ({len(value)} characters) is not an ISO 8601 time"
     if isinstance(value, str) and len(value) == 10:
         try:
             day = dt.date.fromisoformat(value)
