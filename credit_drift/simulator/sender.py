@@ -282,13 +282,11 @@ def simulate(
     )
 
 
-#: Outcomes per POST /outcomes request (the API takes up to 10,000 by default).
-OUTCOMES_PER_REQUEST = 2_000
-
-
 def post_outcomes(client, headers: dict[str, str], drawn, *, as_of=None):
     """POST the drawn outcomes observed by `as_of` (default now) to /outcomes, in requests of
-    OUTCOMES_PER_REQUEST; returns an `OutcomeDelivery` with the API's counts."""
+    the API's default limit (`ServingConfig.max_outcomes`); returns an `OutcomeDelivery` with
+    the API's counts."""
+    from credit_drift.serving.config import ServingConfig
     from credit_drift.simulator.outcomes import OutcomeDelivery, observed_by
     from credit_drift.storage.outcomes import OutcomeWriteSummary
 
@@ -296,8 +294,9 @@ def post_outcomes(client, headers: dict[str, str], drawn, *, as_of=None):
     rows = [{"application_id": a, "outcome": o, "observed_at": t.isoformat()} for a, o, t in due]
     counts = dict.fromkeys(("inserted", "unchanged", "updated", "unknown_ids"), 0)
     conflicts: list[str] = []
-    for lo in range(0, len(rows), OUTCOMES_PER_REQUEST):
-        body = orjson.dumps({"outcomes": rows[lo : lo + OUTCOMES_PER_REQUEST]})
+    per_request = ServingConfig.max_outcomes
+    for lo in range(0, len(rows), per_request):
+        body = orjson.dumps({"outcomes": rows[lo : lo + per_request]})
         response = _post(client, "/outcomes", body, headers)
         if response.status_code != 200:
             raise SimulatorError(
