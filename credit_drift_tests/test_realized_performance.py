@@ -95,7 +95,7 @@ def _load_value(resources, day) -> CohortPerformance:
 
 
 def test_realized_performance_statuses_metrics_and_late_outcomes(
-    db_url, model_dir, tmp_path, monkeypatch
+    db_url, model_dir, tmp_path, monkeypatch, capsys
 ):
     engine = _engine_with_ids(db_url, model_dir, tmp_path, monkeypatch)
     resources = resources_from_settings(Settings.from_env())
@@ -146,6 +146,22 @@ def test_realized_performance_statuses_metrics_and_late_outcomes(
     assert empty.metrics.n == 300 and empty.metrics.n_labeled == 0
     assert np.isnan(empty.metrics.auc) and "auc" not in meta[DAYS[2]]  # no fake number
     assert meta[DAYS[2]]["message"].value.startswith("no outcomes yet")
+
+    # `credit-drift status` prints the same numbers, as of now.
+    from credit_drift.console import print_realized
+
+    print_realized(Settings.from_env(), engine, [*DAYS, "2026-11-05"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("realized performance")
+    by_day = {line.split()[0]: line.split() for line in lines[3:]}
+    assert by_day[DAYS[0]][1:3] == ["mature", "100%"]
+    assert (
+        by_day[DAYS[0]][3] == f"{y1.mean():.3f}"
+        and by_day[DAYS[0]][5] == f"{value.metrics.auc:.3f}"
+    )
+    assert by_day[DAYS[1]][1:3] == ["partial", "50%"]
+    assert by_day[DAYS[2]][1:4] == ["immature", "0%", "-"]
+    assert by_day["2026-11-05"][1:3] == ["no_predictions", "-"]
 
     # Late outcomes: the sensor requests exactly the days they belong to, once.
     sensor = defs.resolve_sensor_def("late_outcomes_sensor")
