@@ -225,14 +225,15 @@ def test_the_simulator_drifts_only_the_segment():
 @pytest.fixture
 def segment_days(db_url, model_dir, tmp_path, monkeypatch):
     from credit_drift.defs.resources import resources_from_settings
-    from credit_drift_tests.conftest import replay_batches
+    from credit_drift_tests.conftest import pipeline_env, replay_batches
 
-    root, paths, _ = model_dir
-    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
-    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
-    monkeypatch.setenv("CREDIT_DRIFT_SEGMENTS", "NAME_INCOME_TYPE_Pensioner,score_band")
+    pipeline_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        model_dir,
+        CREDIT_DRIFT_SEGMENTS="NAME_INCOME_TYPE_Pensioner,score_band",
+    )
     segment = {"column": "NAME_INCOME_TYPE_Pensioner", "value": 1}
     batches = [{"kind": "clean"}, {"kind": "gradual", "intensity": 0.5, "segment": segment}]
     replay_batches(db_url, model_dir, batches, batch_size=1500)
@@ -295,13 +296,9 @@ def test_segment_drift_needs_a_reference_fitted_with_the_segments(
 ):
     from credit_drift.defs.assets import production_window, reference_profile, segment_drift
     from credit_drift.defs.resources import resources_from_settings
-    from credit_drift_tests.conftest import replay_batches
+    from credit_drift_tests.conftest import pipeline_env, replay_batches
 
-    root, paths, _ = model_dir
-    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
-    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
+    pipeline_env(monkeypatch, tmp_path, sqlite_url, model_dir)
     replay_batches(sqlite_url, model_dir, [{"kind": "clean"}], batch_size=200)
     instance = dg.DagsterInstance.ephemeral()
     plain = resources_from_settings(Settings.from_env())
