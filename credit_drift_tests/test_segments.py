@@ -234,8 +234,10 @@ def segment_days(db_url, model_dir, tmp_path, monkeypatch):
         model_dir,
         CREDIT_DRIFT_SEGMENTS="NAME_INCOME_TYPE_Pensioner,score_band",
     )
-    segment = {"column": "NAME_INCOME_TYPE_Pensioner", "value": 1}
-    batches = [{"kind": "clean"}, {"kind": "gradual", "intensity": 0.5, "segment": segment}]
+    from credit_drift.simulator.scenario import load_scenario
+
+    # The shipped scenario: 3 clean days, then the pensioners only, gradual 0.2 / 0.3 / 0.5.
+    batches = [b.to_dict() for b in load_scenario("segment").batches]
     replay_batches(db_url, model_dir, batches, batch_size=1500)
     return resources_from_settings(Settings.from_env())
 
@@ -280,13 +282,13 @@ def test_segment_drift_asset_flags_the_drifted_segment_only(segment_days, tmp_pa
     }
     assert all(r["status"] in ("OK", TOO_SMALL) for r in records)
 
-    drifted, check = day("2026-11-02")
+    drifted, check = day("2026-11-06")
     seg = drifted["segment_drift"]
     assert drifted["feature_drift"]["status"].value in ("OK", "WARNING")
     assert seg["flagged_segments"].value[0] == "NAME_INCOME_TYPE_Pensioner=1"
     assert "NAME_INCOME_TYPE_Pensioner=0" not in seg["flagged_segments"].value
     assert not check.passed
-    page = (tmp_path / "state" / "reports" / "2026-11-02" / "segments.html").read_text()
+    page = (tmp_path / "state" / "reports" / "2026-11-06" / "segments.html").read_text()
     assert "NAME_INCOME_TYPE_Pensioner=1" in page and "correction" in page
     assert seg["report_path"].value.endswith("segments.html")
 
