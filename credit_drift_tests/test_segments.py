@@ -254,6 +254,8 @@ def test_segment_drift_asset_flags_the_drifted_segment_only(segment_days, tmp_pa
     instance = dg.DagsterInstance.ephemeral()
     ref = dg.materialize([reference_profile], resources=resources, instance=instance)
     assert ref.success
+    (fitted,) = ref.get_asset_materialization_events()
+    assert "NAME_INCOME_TYPE_Pensioner=1" in fitted.materialization.metadata["segments"].value
 
     def day(key):
         result = dg.materialize(

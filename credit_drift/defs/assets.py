@@ -84,6 +84,7 @@ def reference_profile(
             "n_rows": dg.MetadataValue.int(info.n_rows),
             "n_features": dg.MetadataValue.int(info.n_features),
             "top_features_by_importance": md.table(info.top_importance),
+            "segments": dg.MetadataValue.json(list(info.segments)),
         }
     )
 
