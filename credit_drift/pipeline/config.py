@@ -6,6 +6,7 @@ from pathlib import Path
 from credit_drift.settings import Settings
 from credit_drift.stats.evidence import EvidenceSettings
 from credit_drift.stats.policy import DriftPolicy, get_policy
+from credit_drift.stats.segments import SegmentSpec
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class PipelineConfig:
     #: The evidence-across-days detector (`drift_evidence`): span, allowance, threshold, and
     #: the status shares (the policy's).
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    #: The segments `segment_drift` tests on their own (no columns: none), fitted into the
+    #: reference profile when it is built.
+    segments: SegmentSpec = field(default_factory=SegmentSpec)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "PipelineConfig":
@@ -57,6 +61,9 @@ class PipelineConfig:
                 threshold=settings.evidence_threshold,
                 warning_share=settings.warning_share,
                 alert_share=settings.alert_share,
+            ),
+            segments=SegmentSpec(
+                settings.segments, settings.score_bands, settings.segment_min_rows
             ),
         )
         values.update(overrides)
