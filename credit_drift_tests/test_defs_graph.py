@@ -21,6 +21,7 @@ DAILY = {
     "stability_report",
     "drift_evidence",
     "realized_performance",
+    "segment_drift",
 }
 
 
@@ -58,6 +59,7 @@ def test_dependencies():
     assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
     # Reads its cohort from the database, not the day's 419-feature window.
     assert deps("realized_performance") == {"predictions", "outcomes", "reference_profile"}
+    assert deps("segment_drift") == {"production_window", "reference_profile"}
 
 
 def test_drift_evidence_reads_the_last_days_of_feature_drift():
@@ -115,6 +117,7 @@ def test_snapshot_of_what_runs_where():
             multi,
             while_cohorts_mature(OUTCOME_HORIZON_DAYS),
         ),
+        "segment_drift": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
     }
 
@@ -129,6 +132,7 @@ def test_checks():
         ("drift_report", "important_features_stable"),
         ("drift_report", "joint_distribution_stable"),
         ("drift_evidence", "evidence_across_days"),
+        ("segment_drift", "segments_stable"),
     } | {(key, "freshness_check") for key in DAILY}
     # The data checks are scoped to the day they check.
     for asset, name in checks - {(key, "freshness_check") for key in DAILY}:

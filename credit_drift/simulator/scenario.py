@@ -66,6 +66,7 @@ _BATCH_KEYS = {
     "columns",
     "column_share",
     "concept_shift",
+    "segment",
 }
 
 
@@ -89,6 +90,9 @@ class BatchSpec:
     #: Added to every applicant's log-odds of default when the simulator draws outcomes (a
     #: concept drift: the model's inputs do not change, the outcomes do).
     concept_shift: float = 0.0
+    #: Only the rows of one segment drift: {"column": name, "value": v} (v compared as text:
+    #: 1, 1.0 and "1" are one value); the other rows of the batch stay clean.
+    segment: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         shift = self.concept_shift
@@ -125,6 +129,17 @@ class BatchSpec:
             raise ScenarioError(f"day {self.day!r} must be a non-negative number of days")
         if self.size is not None and (isinstance(self.size, bool) or self.size < 1):
             raise ScenarioError(f"size {self.size!r} must be a positive number of applications")
+        if self.segment is not None:
+            seg = self.segment
+            if (
+                not isinstance(seg, Mapping)
+                or set(seg) != {"column", "value"}
+                or not isinstance(seg["column"], str)
+            ):
+                raise ScenarioError(
+                    f"segment {seg!r} must be an object with 'column' (a name) and 'value'"
+                )
+            object.__setattr__(self, "segment", dict(seg))
 
     @property
     def name(self) -> str:
@@ -149,6 +164,8 @@ class BatchSpec:
             out["column_share"] = self.column_share
         if self.concept_shift:
             out["concept_shift"] = self.concept_shift
+        if self.segment is not None:
+            out["segment"] = dict(self.segment)
         return out
 
     def drift(
@@ -159,17 +176,36 @@ class BatchSpec:
         stats: ColumnStats | None = None,
     ) -> pd.DataFrame:
         """`frame` with this batch's drift applied (`stats`: the population's, for the generic
-        kinds)."""
-        return apply_drift(
-            frame,
-            self.kind,
-            self.intensity,
-            rng,
-            config,
-            columns=self.columns,
-            column_share=self.column_share,
-            stats=stats,
-        )
+        kinds); with a `segment`, to that segment's rows only."""
+
+        def drift(part: pd.DataFrame) -> pd.DataFrame:
+            return apply_drift(
+                part,
+                self.kind,
+                self.intensity,
+                rng,
+                config,
+                columns=self.columns,
+                column_share=self.column_share,
+                stats=stats,
+            )
+
+        if self.segment is None:
+            return drift(frame)
+        rows = segment_rows(frame, self.segment["column"], self.segment["value"])
+        out = frame.copy()
+        drifted = drift(frame.loc[rows])
+        for column in out.columns:
+            if not drifted[column].equals(frame.loc[rows, column]):
+                new = drifted[column].to_numpy()
+                try:
+                    dtype = np.result_type(out[column].dtype, new.dtype)
+                except TypeError:
+                    dtype = np.dtype(object)
+                values = out[column].to_numpy(dtype=dtype, copy=True)
+                values[rows] = new
+                out[column] = values
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "batch") -> "BatchSpec":
@@ -193,6 +229,7 @@ class BatchSpec:
             raise ScenarioError(f"{where}: size {size!r} must be an integer")
         try:
             return cls(
+                segment=data.get("segment"),
                 kind=str(data["kind"]),
                 intensity=data.get("intensity", 0.0),
                 day=day,
@@ -204,6 +241,25 @@ class BatchSpec:
             )
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
+
+
+def segment_rows(frame: pd.DataFrame, column: str, value: Any) -> np.ndarray:
+    """Boolean mask of the rows whose `column` equals `value` (numbers compared as numbers,
+    anything else as text)."""
+    if column not in frame.columns:
+        raise ScenarioError(f"segment column {column!r} is not in the traffic's columns")
+    col = frame[column]
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        try:
+            target = float(value)
+        except (TypeError, ValueError):
+            raise ScenarioError(
+                f"segment column {column!r} is numeric; value {value!r} is not a number"
+            ) from None
+        return col.to_numpy(np.float64, na_value=np.nan) == target
+    return (
+        col.astype(object).map(lambda v: None if pd.isna(v) else str(v)) == str(value)
+    ).to_numpy()
 
 
 @dataclass(frozen=True)
