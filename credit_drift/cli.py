@@ -156,6 +156,52 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     simulate_from_args(args, _settings())
 
 
+def cmd_outcomes(args: argparse.Namespace) -> None:
+    from credit_drift.storage.db import make_engine, upgrade
+    from credit_drift.storage.outcomes import (
+        count_unknown_outcomes,
+        read_unknown_outcomes,
+        record_outcomes,
+    )
+
+    s = _settings()
+    upgrade(s.database_url)
+    engine = make_engine(s.database_url)
+    if args.outcomes_command == "unknown":
+        total = count_unknown_outcomes(engine)
+        print(f"{total} current outcome(s) whose application id matches no logged prediction")
+        if total:
+            print(read_unknown_outcomes(engine, limit=args.limit).to_string(index=False))
+        return
+    from credit_drift.pipeline.outcome_file import read_outcome_file
+
+    rows = read_outcome_file(
+        args.file,
+        id_column=args.id_column,
+        label_column=args.label_column,
+        observed_at_column=args.observed_at_column,
+        positive_label=args.positive_label,
+    )
+    summary = record_outcomes(engine, rows, update=not args.no_update)
+    print(
+        f"{len(rows)} outcome(s) read from {shown_path(Path(args.file))}: "
+        f"{summary.inserted} new, {summary.updated} updated (the previous outcome kept as "
+        f"history), {summary.unchanged} unchanged"
+    )
+    if summary.unknown_ids:
+        print(
+            f"{summary.unknown_ids} application id(s) match no logged prediction: kept (they "
+            "join when the prediction is logged); list them with `credit-drift outcomes unknown`"
+        )
+    if summary.conflicts:
+        shown = ", ".join(summary.conflicts[:10])
+        more = f" and {len(summary.conflicts) - 10} more" if len(summary.conflicts) > 10 else ""
+        print(
+            f"{len(summary.conflicts)} id(s) already had another outcome and were NOT changed "
+            f"(--no-update): {shown}{more}"
+        )
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
     from credit_drift import orchestration
 
@@ -417,6 +463,42 @@ def build_parser() -> argparse.ArgumentParser:
     if add_simulate_arguments is not None:
         add_simulate_arguments(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "outcomes",
+        help="load observed outcomes (1 = default) from a CSV/Parquet file; list unknown ids",
+        description="`outcomes load FILE`: record each row's outcome for its application id "
+        "(the id sent as application_id with the prediction). Loading a file again changes "
+        "nothing; a changed outcome replaces the current one, which is kept as history; an id "
+        "with no logged prediction is kept and counted. `outcomes unknown`: the outcomes whose "
+        "id matches no prediction.",
+    )
+    osub = p.add_subparsers(dest="outcomes_command", required=True, metavar="ACTION")
+    load = osub.add_parser("load", help="record the outcomes of a CSV or Parquet file")
+    load.add_argument("file", help="CSV or Parquet file, one outcome per row")
+    load.add_argument("--id-column", required=True, help="column of application ids")
+    load.add_argument(
+        "--label-column", required=True, help="column of outcomes: 0/1 (1 = default) or labels"
+    )
+    load.add_argument(
+        "--observed-at-column",
+        help="column of observation times (ISO 8601 or dates; no time zone = UTC); default: now",
+    )
+    load.add_argument(
+        "--positive-label",
+        help="when the labels are text, the one meaning default, e.g. bad (the file may hold "
+        "one other label)",
+    )
+    load.add_argument(
+        "--no-update",
+        action="store_true",
+        help="leave an id's recorded outcome alone when the file has another one (reported)",
+    )
+    _add_home(load)
+    unknown = osub.add_parser("unknown", help="list outcomes whose id matches no prediction")
+    unknown.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
+    _add_home(unknown)
+    p.set_defaults(func=cmd_outcomes)
 
     p = sub.add_parser(
         "materialize",

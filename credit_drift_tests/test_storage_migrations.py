@@ -5,6 +5,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -22,6 +23,7 @@ TABLES = {
     "feature_drift_results",
     "drift_alerts",
     "idempotency_keys",
+    "outcomes",
 }
 
 
@@ -177,3 +179,56 @@ def test_concurrent_upgrades_of_an_empty_database(db_url):
     assert errors == []
     assert db.current_revision(db_url) == db.head_revision()
     assert _diffs(db_url) == []
+
+
+def _migrate_to(url: str, revision: str, *, down: bool = False) -> None:
+    engine = db.make_engine(url)
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        cfg = db.alembic_config()
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def test_0004_keeps_logged_predictions_and_adds_outcomes(db_url):
+    _migrate_to(db_url, "0003")
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO feature_schemas (version, feature_names, spec, created_at) "
+                "VALUES ('v1', '[\"a\"]', '{}', '2026-11-01 00:00:00')"
+            )
+        )
+        features = "'{1.5}'" if conn.dialect.name == "postgresql" else "'[1.5]'"
+        conn.execute(
+            sa.text(
+                "INSERT INTO predictions (created_at, request_id, feature_schema_version, "
+                "features, probability, decision, threshold, model_version, source) VALUES "
+                f"('2026-11-01 10:00:00', 'old-1', 'v1', {features}, 0.3, 'APPROVED', 0.5, "
+                "'m', 'api')"
+            )
+        )
+    _migrate_to(db_url, "0004")
+    assert db.current_revision(db_url) == "0004"
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT request_id, probability, application_id FROM predictions")
+        ).one()
+        assert tuple(row) == ("old-1", 0.3, None)
+        # The JSON view still reads the table.
+        assert conn.execute(sa.text("SELECT count(*) FROM predictions_json")).scalar_one() == 1
+    inspector = sa.inspect(engine)
+    assert "ix_predictions_application_id" in {
+        i["name"] for i in inspector.get_indexes("predictions")
+    }
+    indexes = {i["name"]: i for i in inspector.get_indexes("outcomes")}
+    assert indexes["uq_outcomes_current"]["unique"]
+    assert _diffs(db_url) == []
+
+    # And back: 0003's schema, the prediction still there.
+    _migrate_to(db_url, "0003", down=True)
+    inspector = sa.inspect(db.make_engine(db_url))
+    assert "outcomes" not in inspector.get_table_names()
+    assert "application_id" not in {c["name"] for c in inspector.get_columns("predictions")}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT request_id FROM predictions")).scalar_one() == "old-1"

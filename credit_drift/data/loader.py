@@ -10,6 +10,8 @@ distinct non-missing values as strings) and every other column, which must be nu
 allowed).
 """
 
+import math
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -205,6 +207,49 @@ def load_pool(path: str | os.PathLike, schema: FeatureSchema) -> pd.DataFrame:
             col = pd.Series(numeric, name=spec.name)
         out[spec.name] = col
     return pd.DataFrame(out)
+
+
+def load_pool_ids(path: str | os.PathLike, id_column: str | None) -> np.ndarray | None:
+    """The application ids of a pool file (its `id_column`, e.g. SK_ID_CURR), as text, row by
+    row as `load_pool` reads them (object array, None where missing); None when the file has
+    no such column. Only that column is read."""
+    path = Path(path)
+    if not id_column:
+        return None
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        import pyarrow.parquet as pq
+
+        if id_column not in pq.read_schema(path).names:
+            return None
+        col = pd.read_parquet(path, columns=[id_column])[id_column]
+    else:
+        header = pd.read_csv(path, nrows=0).columns
+        if id_column not in header:
+            return None
+        col = pd.read_csv(path, usecols=[id_column])[id_column]
+    return ids_as_text(col, f"{path}: id column {id_column!r}")
+
+
+def ids_as_text(col: pd.Series, where: str) -> np.ndarray:
+    """Ids as text (object array, None where missing): integers as decimal text, floats only
+    when integral (a CSV integer column with a gap reads as float), strings as they are."""
+    values = col.to_numpy(dtype=object)
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out[i] = None
+        elif isinstance(v, bool | np.bool_):
+            raise TrainingDataError(f"{where}: row {i} holds the boolean {v}, not an id")
+        elif isinstance(v, numbers.Integral):
+            out[i] = str(int(v))
+        elif isinstance(v, numbers.Real):
+            if not float(v).is_integer():
+                raise TrainingDataError(f"{where}: row {i} holds {v}, not an integer id")
+            out[i] = str(int(v))
+        else:
+            out[i] = str(v)
+    return out
 
 
 # -- helpers -----------------------------------------------------------------------------------

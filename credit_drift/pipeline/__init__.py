@@ -14,4 +14,5 @@ never through a file a later step finds by itself.
     operations.py    volume, latency, refusal rate, score drift
     alerts.py        delivering the outbox's alerts to the webhook, once
     parts.py         how the values above are split into frames + fields for storage
+    outcome_file.py  a user's file of observed outcomes (credit-drift outcomes load)
 """

@@ -3,6 +3,7 @@
 Endpoints: `POST /predict` (one application: a JSON object of feature name to value),
 `POST /predict/batch` (a JSON array of them, or the same rows in pandas' split layout
 `{"columns": [...], "data": [[...], ...]}`, five times smaller and faster to read),
+`POST /outcomes` (observed outcomes of applications, linked to predictions by application id),
 `GET /health/live`, `GET /health/ready` (and `GET /health`, the same as ready), `GET /model`.
 Every answered prediction is logged to `predictions` before its answer is sent (see
 `serving.service`); every request, rejected ones included, leaves an `api_logs` row and one
@@ -10,9 +11,9 @@ JSON log line (see `serving.request_log`). When `Settings.api_key` is set, every
 the `/health` probes (and the OpenAPI docs) requires it, as `Authorization: Bearer <key>` or
 `X-API-Key: <key>`.
 
-The endpoints are in `serving.routers` (`predict`, `health`, `model`) and reach the app's state
-through `serving.dependencies`; error answers are in `serving.errors`, the request-log middleware
-in `serving.middleware`, the OpenAPI document in `serving.openapi`.
+The endpoints are in `serving.routers` (`predict`, `outcomes`, `health`, `model`) and reach the
+app's state through `serving.dependencies`; error answers are in `serving.errors`, the
+request-log middleware in `serving.middleware`, the OpenAPI document in `serving.openapi`.
 
 For `uvicorn --factory` (several workers) use `credit_drift.serving.app:app_from_env`.
 """
@@ -30,7 +31,7 @@ from credit_drift.serving.errors import add_error_handlers
 from credit_drift.serving.middleware import RequestLogMiddleware
 from credit_drift.serving.openapi import install_openapi
 from credit_drift.serving.request_log import ApiLogWriter, api_logger, log_json
-from credit_drift.serving.routers import health, model, predict
+from credit_drift.serving.routers import health, model, outcomes, predict
 from credit_drift.serving.service import ScoringService
 from credit_drift.settings import Settings
 from credit_drift.storage.api_logs import insert_api_logs
@@ -111,6 +112,7 @@ def create_app(
     metrics.instrument(app, service, writer)
     add_error_handlers(app)
     app.include_router(predict.router)
+    app.include_router(outcomes.router)
     app.include_router(health.router)
     app.include_router(model.router)
     install_openapi(app, service, config, settings.api_key)

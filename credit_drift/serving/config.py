@@ -10,7 +10,9 @@ class ServingConfig:
     max_body_bytes: largest `POST /predict` body. One application of 419 features is about
         15 KB of JSON; 1 MB leaves room for long categorical values.
     max_batch_size: most applications in one `POST /predict/batch` request.
-    max_batch_body_bytes: largest batch body (1,000 applications are about 17 MB of JSON).
+    max_batch_body_bytes: largest batch body (1,000 applications are about 17 MB of JSON);
+        also the largest `POST /outcomes` body.
+    max_outcomes: most outcomes in one `POST /outcomes` request (about 90 bytes of JSON each).
     database_timeout_seconds: the longest a request waits on the database (connect, pool
         checkout, statement, SQLite write lock), from CREDIT_DRIFT_DB_TIMEOUT_S; past it the
         request answers 503. None: no deadline (the simulator's bulk backfill, whose writes of
@@ -43,6 +45,7 @@ class ServingConfig:
     max_body_bytes: int = 1 << 20
     max_batch_size: int = 1_000
     max_batch_body_bytes: int = 32 << 20
+    max_outcomes: int = 1_000
     database_retry_seconds: float = 1.0
     database_timeout_seconds: float | None = 2.0
     ready_cache_seconds: float = 1.0
@@ -58,7 +61,13 @@ class ServingConfig:
     postgres_synchronous_commit: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_batch_size", "max_batch_body_bytes", "log_batch_rows"):
+        for name in (
+            "max_body_bytes",
+            "max_batch_size",
+            "max_batch_body_bytes",
+            "max_outcomes",
+            "log_batch_rows",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(
                     f"ServingConfig.{name} must be positive, got {getattr(self, name)}"

@@ -73,9 +73,11 @@ def rejected(request: Request, exc: RequestRejected) -> Response:
     return error_response(rid, exc.status, exc.message, exc.errors, exc.n_errors)
 
 
-def unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+def unavailable(
+    request: Request, exc: DatabaseUnavailable, *, lost: str = "nothing was scored"
+) -> Response:
     # The client is told a fixed sentence; the driver's text (host, port) goes to the log only.
-    message = f"prediction log database unavailable, nothing was scored: {exc.public}. Retry later."
+    message = f"prediction log database unavailable, {lost}: {exc.public}. Retry later."
     rid = record(request, error=f"{message} ({exc.reason})")
     retry = str(max(1, round(exc.retry_after)))
     return error_response(rid, 503, message, headers={"Retry-After": retry})

@@ -90,3 +90,23 @@ class ModelInfoResponse(BaseModel):
         description="Whether requests may carry `event_time` (CREDIT_DRIFT_ALLOW_REPLAY)."
     )
     max_batch_size: int = Field(description="Most applications accepted by /predict/batch.")
+
+
+class OutcomesResponse(BaseModel):
+    request_id: str = Field(description="Id of the request.")
+    n_outcomes: int = Field(description="Distinct outcomes in the request.")
+    inserted: int = Field(description="Outcomes of ids that had none.")
+    unchanged: int = Field(
+        description="Outcomes already recorded with the same value and observed_at (a resend)."
+    )
+    updated: int = Field(
+        description="Changed outcomes: the previous one is kept as history, marked superseded."
+    )
+    unknown_ids: int = Field(
+        description="Ids of the request that match no logged prediction: kept all the same "
+        "(the prediction may come later), listed by `credit-drift outcomes unknown`."
+    )
+    conflicts: list[str] = Field(
+        description='Ids whose outcome changed while the request said "update": false '
+        "(not written)."
+    )

@@ -12,7 +12,15 @@ from fastapi.openapi.utils import get_openapi
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.errors import JSON
 from credit_drift.serving.service import ScoringService
-from credit_drift.serving.validation import EVENT_TIME_FIELD
+from credit_drift.serving.validation import APPLICATION_ID_FIELD, EVENT_TIME_FIELD
+from credit_drift.storage.schema import APPLICATION_ID_MAX_LENGTH
+
+_APPLICATION_ID_DESCRIPTION = (
+    "Optional: the application's id (e.g. SK_ID_CURR), stored with the prediction so that its "
+    "outcome, sent later to POST /outcomes, is linked to it. A string of 1 to "
+    f"{APPLICATION_ID_MAX_LENGTH} characters (no NUL) or an integer (stored as its decimal "
+    "text); null or absent: none."
+)
 
 
 def _application_schema(service: ScoringService) -> dict[str, Any]:
@@ -35,6 +43,14 @@ def _application_schema(service: ScoringService) -> dict[str, Any]:
         "format": "date-time",
         "description": "Replay only: the prediction's time (ISO 8601 with a time zone). Refused "
         "(403) unless the server runs with CREDIT_DRIFT_ALLOW_REPLAY=1.",
+    }
+    properties[APPLICATION_ID_FIELD] = {
+        "anyOf": [
+            {"type": "string", "minLength": 1, "maxLength": APPLICATION_ID_MAX_LENGTH},
+            {"type": "integer"},
+            {"type": "null"},
+        ],
+        "description": _APPLICATION_ID_DESCRIPTION,
     }
     return {
         "title": "Application",
@@ -73,23 +89,29 @@ def _example_application(service: ScoringService) -> dict[str, Any]:
 
 def _split_schema(service: ScoringService, max_rows: int) -> dict[str, Any]:
     names = list(service.schema.names)
-    # Every feature once, plus event_time when replaying: the row width is the column count.
-    width = {"minItems": len(names), "maxItems": len(names) + 1}
+    # Every feature once, plus application_id and event_time (replay) when sent: the row width
+    # is the column count.
+    width = {"minItems": len(names), "maxItems": len(names) + 2}
     return {
         "title": "SplitBatch",
         "type": "object",
         "description": "A batch in pandas' split layout (`DataFrame.to_json(orient='split')`): "
         "the feature names once, then one array of values per application, in column order. "
         "About five times smaller than a list of objects and several times faster to read. "
-        "'index' is accepted and ignored; 'event_time' may be a column (replay only).",
+        "'index' is accepted and ignored; 'application_id' may be a column, and 'event_time' "
+        "(replay only).",
         "properties": {
             "columns": {
                 "type": "array",
-                "items": {"type": "string", "enum": [*names, EVENT_TIME_FIELD]},
+                "items": {
+                    "type": "string",
+                    "enum": [*names, APPLICATION_ID_FIELD, EVENT_TIME_FIELD],
+                },
                 "uniqueItems": True,
                 **width,
-                "description": f"Every model feature once, in any order ({len(names)} names; "
-                f"{len(names) + 1} with '{EVENT_TIME_FIELD}' when replaying).",
+                "description": f"Every model feature once, in any order ({len(names)} names), "
+                f"plus '{APPLICATION_ID_FIELD}' (optional) and '{EVENT_TIME_FIELD}' (replay "
+                "only).",
             },
             "data": {
                 "type": "array",
@@ -148,7 +170,64 @@ def _request_bodies(service: ScoringService, config: ServingConfig) -> dict[str,
             }
         },
     }
-    return {"/predict": single_body, "/predict/batch": batch_body}
+    return {
+        "/predict": single_body,
+        "/predict/batch": batch_body,
+        "/outcomes": _outcomes_body(config),
+    }
+
+
+def _outcomes_body(config: ServingConfig) -> dict[str, Any]:
+    outcome = {
+        "title": "Outcome",
+        "type": "object",
+        "properties": {
+            APPLICATION_ID_FIELD: {
+                "anyOf": [
+                    {"type": "string", "minLength": 1, "maxLength": APPLICATION_ID_MAX_LENGTH},
+                    {"type": "integer"},
+                ],
+                "description": "The id sent as `application_id` with the prediction.",
+            },
+            "outcome": {"type": "integer", "enum": [0, 1], "description": "1 = default."},
+            "observed_at": {
+                "type": "string",
+                "description": "When the outcome was observed: ISO 8601 with a time zone, or a "
+                "date (midnight UTC).",
+            },
+        },
+        "required": [APPLICATION_ID_FIELD, "outcome", "observed_at"],
+        "additionalProperties": False,
+    }
+    batch = {
+        "type": "object",
+        "properties": {
+            "outcomes": {
+                "type": "array",
+                "items": outcome,
+                "minItems": 1,
+                "maxItems": config.max_outcomes,
+            },
+            "update": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: a changed outcome is reported in `conflicts`, not written.",
+            },
+        },
+        "required": ["outcomes"],
+        "additionalProperties": False,
+    }
+    example = {"application_id": "100002", "outcome": 1, "observed_at": "2027-03-01T00:00:00Z"}
+    return {
+        "required": True,
+        "description": f"1 to {config.max_outcomes} outcomes, or one outcome object. An "
+        "outcome sent again with the same value and observed_at changes nothing; a changed one "
+        "replaces the current one (kept as history); an id with no prediction is kept and "
+        "counted in `unknown_ids`.",
+        "content": {
+            JSON: {"schema": {"oneOf": [batch, outcome]}, "example": {"outcomes": [example]}}
+        },
+    }
 
 
 def install_openapi(
@@ -160,6 +239,8 @@ def install_openapi(
         "/predict": f"Body larger than {config.max_body_bytes} bytes.",
         "/predict/batch": f"Body larger than {config.max_batch_body_bytes} bytes, or more than "
         f"{config.max_batch_size} applications in the batch.",
+        "/outcomes": f"Body larger than {config.max_batch_body_bytes} bytes, or more than "
+        f"{config.max_outcomes} outcomes.",
     }
     application_schema = _application_schema(service)
 
@@ -190,7 +271,7 @@ def install_openapi(
                 "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             }
             if api_key:
-                for path in ("/predict", "/predict/batch", "/model"):
+                for path in ("/predict", "/predict/batch", "/outcomes", "/model"):
                     for op in doc["paths"].get(path, {}).values():
                         op["security"] = [{"bearer": []}, {"apiKeyHeader": []}]
             app.openapi_schema = doc

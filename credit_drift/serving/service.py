@@ -126,25 +126,16 @@ class ScoringService:
         proba = self.predict(valid.matrix)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         ids = [request_id] if not batch else [f"{request_id}-{k}" for k in range(len(valid))]
-        if valid.event_times is not None:
-            return self.log(
-                valid.matrix,
-                valid.categorical,
-                proba,
-                ids,
-                valid.event_times,
-                elapsed_ms,
-                source="replay",
-                same_transaction=same_transaction,
-            )
         return self.log(
             valid.matrix,
             valid.categorical,
             proba,
             ids,
-            None,
+            valid.event_times,
             elapsed_ms,
+            source="api" if valid.event_times is None else "replay",
             same_transaction=same_transaction,
+            application_ids=valid.application_ids,
         )
 
     # -- logging (shared with the simulator's replay mode) --------------------------------------
@@ -159,11 +150,13 @@ class ScoringService:
         *,
         source: str = "api",
         same_transaction: "Callable[[Connection, ScoredBatch], None] | None" = None,
+        application_ids: Sequence[str | int | None] | None = None,
     ) -> ScoredBatch:
         """Write one `predictions` row per row of `matrix` (one transaction); `created_at`
-        None means now (UTC). `same_transaction(conn, answers)` runs first in that transaction
-        with the answers about to be returned (the API stores an idempotency key's answer
-        there); if it raises, nothing is logged."""
+        None means now (UTC); `application_ids`: one id (or None) per row, or None.
+        `same_transaction(conn, answers)` runs first in that transaction with the answers
+        about to be returned (the API stores an idempotency key's answer there); if it
+        raises, nothing is logged."""
         n = matrix.shape[0]
         decision = self.decide(proba)
         per_row = inference_time_ms / max(n, 1)
@@ -195,6 +188,7 @@ class ScoringService:
                 model_version=self.model_version,
                 inference_time_ms=per_row,
                 source=source,
+                application_id=None if application_ids is None else application_ids[0],
             )
             self.gate.run(
                 lambda engine: insert_predictions(engine, self.schema, [row], same_transaction=hook)
@@ -214,6 +208,7 @@ class ScoringService:
                     model_version=self.model_version,
                     inference_time_ms=per_row,
                     request_ids=list(request_ids),
+                    application_ids=application_ids,
                     source=source,
                     same_transaction=hook,
                 )
@@ -227,10 +222,20 @@ class ScoringService:
         request_ids: Sequence[str],
         created_at: Sequence[dt.datetime] | None,
         source: str = "replay",
+        application_ids: Sequence[str | int | None] | None = None,
     ) -> ScoredBatch:
         """Score and log a DataFrame of applications (the replay mode: no HTTP, no JSON)."""
         t0 = time.perf_counter()
         matrix, raw = self.schema.pack_frame(frame)
         proba = self.predict(matrix)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        return self.log(matrix, raw, proba, request_ids, created_at, elapsed_ms, source=source)
+        return self.log(
+            matrix,
+            raw,
+            proba,
+            request_ids,
+            created_at,
+            elapsed_ms,
+            source=source,
+            application_ids=application_ids,
+        )

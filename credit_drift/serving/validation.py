@@ -13,7 +13,10 @@ offending field. Rules:
 - a categorical feature takes a string, a finite number or ``null``; a category never seen in
   training is accepted (the model treats it as missing) and its raw value is stored;
 - ``event_time`` (ISO 8601 with a time zone) places a replayed prediction in the past; it is
-  refused unless the server runs with replay allowed.
+  refused unless the server runs with replay allowed;
+- ``application_id`` (optional, per application: a non-empty string of at most 128 characters
+  without NUL, or an integer, stored as its decimal text; ``null`` = none) is stored with the
+  prediction and links it to the application's outcome.
 
 The output matches `FeatureSchema.pack` exactly (tested), so storage keeps what it expects.
 """
@@ -32,8 +35,16 @@ import numpy as np
 import orjson
 
 from credit_drift.features import FeatureSchema, category_text
+from credit_drift.storage.outcomes import (
+    OutcomeRow,
+    OutcomeValidationError,
+    check_application_id,
+)
 
 EVENT_TIME_FIELD = "event_time"
+APPLICATION_ID_FIELD = "application_id"
+# Request fields that are not model features (a model may not have a feature of these names).
+RESERVED_FIELDS = (EVENT_TIME_FIELD, APPLICATION_ID_FIELD)
 
 _NUMBER_TYPES = frozenset({float, int, type(None)})
 
@@ -70,11 +81,13 @@ class RequestRejected(Exception):
 class ValidatedApplications:
     """matrix: float64 (n, p) in schema order (`FeatureSchema.pack` layout); categorical: raw
     categorical strings per row (None when the schema has no categorical feature);
-    event_times: aware UTC datetimes per row, or None when no row carried one."""
+    event_times: aware UTC datetimes per row, or None when no row carried one;
+    application_ids: one id (or None) per row, or None when no row carried one."""
 
     matrix: np.ndarray
     categorical: list[dict[str, str] | None]
     event_times: list[dt.datetime] | None
+    application_ids: list[str | None] | None = None
 
     def __len__(self) -> int:
         return self.matrix.shape[0]
@@ -146,11 +159,12 @@ class ApplicationValidator:
     """Checks applications against one schema; build once per model."""
 
     def __init__(self, schema: FeatureSchema, *, allow_event_time: bool, max_listed: int = 500):
-        if EVENT_TIME_FIELD in schema.names:
-            raise ValueError(
-                f"the model has a feature named {EVENT_TIME_FIELD!r}, a name the API reserves "
-                "for replayed event times: rename the feature"
-            )
+        for reserved in RESERVED_FIELDS:
+            if reserved in schema.names:
+                raise ValueError(
+                    f"the model has a feature named {reserved!r}, a name the API reserves "
+                    "for a request field: rename the feature"
+                )
         self.schema = schema
         self.allow_event_time = allow_event_time
         self.max_listed = max_listed
@@ -178,13 +192,14 @@ class ApplicationValidator:
     ) -> ValidatedApplications:
         """Validate decoded applications; raises `RequestRejected` (422 naming every bad field,
         403 for a forbidden event_time)."""
+        application_ids = self._pop_application_ids(items, batch)
         event_times = self._pop_event_times(items, batch)
         fast = self._fast(items, numbers_only and event_times is None)
         if fast is not None:
             matrix, cats = fast
         else:
             matrix, cats = self._slow(items, batch)
-        return ValidatedApplications(matrix, cats, event_times)
+        return ValidatedApplications(matrix, cats, event_times, application_ids)
 
     def validate_split(
         self, doc: dict[str, Any], *, numbers_only: bool = False
@@ -205,12 +220,12 @@ class ApplicationValidator:
             raise RequestRejected(
                 422, "'columns' must be a list of feature names", [FieldError("columns", "bad")]
             )
-        if len(columns) > self.p + 1:
+        if len(columns) > self.p + len(RESERVED_FIELDS):
             # More names than the model has features (and event_time): some are duplicates or
             # unknown. Named from a Counter, in one pass: the work stays linear in the body.
             counts = collections.Counter(columns)
             dupes = sorted(c for c, k in counts.items() if k > 1)
-            unknown_columns = sorted(set(counts) - self._keys - {EVENT_TIME_FIELD})
+            unknown_columns = sorted(set(counts) - self._keys - set(RESERVED_FIELDS))
             errors = [FieldError(c, "duplicate column") for c in dupes] + [
                 FieldError(c, "unknown feature: the model has no feature of this name")
                 for c in unknown_columns
@@ -253,6 +268,12 @@ class ApplicationValidator:
                 errors[: self.max_listed],
                 len(errors),
             )
+        application_ids = None
+        if APPLICATION_ID_FIELD in columns:
+            k = columns.index(APPLICATION_ID_FIELD)
+            application_ids = self._check_application_ids([row[k] for row in data], batch=True)
+            columns = columns[:k] + columns[k + 1 :]
+            data = [row[:k] + row[k + 1 :] for row in data]
         event_times = None
         if EVENT_TIME_FIELD in columns:
             k = columns.index(EVENT_TIME_FIELD)
@@ -262,10 +283,47 @@ class ApplicationValidator:
         if self._all_numeric and set(columns) == self._keys:
             fast = self._fast_rows(data, columns, numbers_only)
             if fast is not None:
-                return ValidatedApplications(fast, [None] * len(data), event_times)
+                return ValidatedApplications(fast, [None] * len(data), event_times, application_ids)
         items = [dict(zip(columns, row, strict=True)) for row in data]
         matrix, cats = self._fast(items) or self._slow(items, batch=True)
-        return ValidatedApplications(matrix, cats, event_times)
+        return ValidatedApplications(matrix, cats, event_times, application_ids)
+
+    # -- application_id ------------------------------------------------------------------------
+    def _pop_application_ids(self, items: Sequence[Any], batch: bool) -> list[str | None] | None:
+        if not any(isinstance(item, dict) and APPLICATION_ID_FIELD in item for item in items):
+            return None
+        raw = [
+            item.pop(APPLICATION_ID_FIELD, None) if isinstance(item, dict) else None
+            for item in items
+        ]
+        return self._check_application_ids(raw, batch=batch)
+
+    def _check_application_ids(self, raw: list[Any], *, batch: bool) -> list[str | None]:
+        out: list[str | None] = []
+        errors: list[FieldError] = []
+        n_errors = 0
+        for i, value in enumerate(raw):
+            if value is None:
+                out.append(None)
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            try:
+                out.append(check_application_id(value, APPLICATION_ID_FIELD))
+            except OutcomeValidationError as exc:
+                n_errors += 1
+                problem = str(exc).removeprefix(f"{APPLICATION_ID_FIELD}: ")
+                if len(errors) < self.max_listed:
+                    errors.append(FieldError(APPLICATION_ID_FIELD, problem, i if batch else None))
+        if n_errors:
+            where = f" (application {errors[0].index})" if batch else ""
+            raise RequestRejected(
+                422,
+                f"invalid {APPLICATION_ID_FIELD}{where}: {errors[0].problem}",
+                errors,
+                n_errors,
+            )
+        return out
 
     # -- event_time ----------------------------------------------------------------------------
     def _pop_event_times(self, items: Sequence[Any], batch: bool) -> list[dt.datetime] | None:
@@ -515,3 +573,113 @@ def _summary(errors: Sequence[FieldError], n_errors: int) -> str:
     if n_errors > len(errors):
         parts.append(f"{n_errors - len(errors)} more not listed")
     return f"{n_errors} invalid field(s): " + "; ".join(parts)
+
+
+# -- POST /outcomes ------------------------------------------------------------------------------
+OUTCOME_FIELDS = ("application_id", "outcome", "observed_at")
+
+
+@dataclass(frozen=True)
+class ValidatedOutcomes:
+    rows: list[OutcomeRow]
+    update: bool
+
+
+def parse_observed_at(value: Any) -> dt.datetime | str:
+    """An ISO 8601 datetime with a time zone, or a date (midnight UTC); else the problem."""
+    if isinstance(value, str) and len(value) > 64:
+        # An ISO 8601 time is at most 32 characters: do not echo a long string back.
+        return f"{json.dumps(value[:40])}... ({len(value)} characters) is not an ISO 8601 time"
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            return f"{value!r} is not an ISO 8601 date"
+        return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return _parse_event_time(value)
+
+
+def validate_outcomes(doc: Any, *, max_rows: int, max_listed: int = 500) -> ValidatedOutcomes:
+    """`{"outcomes": [{application_id, outcome, observed_at}, ...], "update": true}` or one
+    such object -> OutcomeRows (source 'api'); RequestRejected naming every bad field and row
+    (422), or 413 beyond `max_rows`."""
+    if isinstance(doc, dict) and "outcomes" in doc:
+        unknown = sorted(set(doc) - {"outcomes", "update"})
+        if unknown:
+            raise RequestRejected(
+                422,
+                _named("unknown keys", unknown) + ": expected 'outcomes' and 'update'",
+                [FieldError(k, "unknown key") for k in unknown[:max_listed]],
+            )
+        update = doc.get("update", True)
+        if not isinstance(update, bool):
+            raise RequestRejected(
+                422, "'update' must be true or false", [FieldError("update", "not a boolean")]
+            )
+        items, batch = doc["outcomes"], True
+        if not isinstance(items, list):
+            raise RequestRejected(
+                422,
+                "'outcomes' must be a list of outcome objects",
+                [FieldError("outcomes", f"expected an array, got {_json_type(items)}")],
+            )
+    elif isinstance(doc, dict):
+        items, batch, update = [doc], False, True
+    else:
+        raise RequestRejected(
+            422,
+            'expected {"outcomes": [{"application_id": ..., "outcome": 0 or 1, "observed_at": '
+            f"...}}, ...]}} or one outcome object, got {_json_type(doc)}",
+        )
+    if not items:
+        raise RequestRejected(422, "empty 'outcomes': send at least one outcome")
+    if len(items) > max_rows:
+        raise RequestRejected(
+            413, f"{len(items)} outcomes exceed the limit of {max_rows} per request"
+        )
+    errors: list[FieldError] = []
+    n_errors = 0
+
+    def add(field: str, problem: str, i: int) -> None:
+        nonlocal n_errors
+        n_errors += 1
+        if len(errors) < max_listed:
+            errors.append(FieldError(field, problem, i if batch else None))
+
+    rows: list[OutcomeRow] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            add("(outcome)", f"expected an object, got {_json_type(item)}", i)
+            continue
+        for name in sorted(set(item) - set(OUTCOME_FIELDS)):
+            add(_shown(name), "unknown field of an outcome", i)
+        for name in OUTCOME_FIELDS:
+            if name not in item:
+                add(name, "missing", i)
+        app_id, outcome, observed = (item.get(n) for n in OUTCOME_FIELDS)
+        if isinstance(app_id, int) and not isinstance(app_id, bool):
+            app_id = str(app_id)
+        if "application_id" in item:
+            try:
+                check_application_id(app_id, APPLICATION_ID_FIELD)
+            except OutcomeValidationError as exc:
+                add(APPLICATION_ID_FIELD, str(exc).removeprefix(f"{APPLICATION_ID_FIELD}: "), i)
+        if "outcome" in item:
+            if isinstance(outcome, int | float) and not isinstance(outcome, bool):
+                outcome = int(outcome) if outcome in (0, 1) else outcome
+            if not isinstance(outcome, int) or isinstance(outcome, bool) or outcome not in (0, 1):
+                shown = json.dumps(outcome, default=str)[:60]
+                add("outcome", f"must be 0 (repaid) or 1 (default), got {shown}", i)
+        when = parse_observed_at(observed) if "observed_at" in item else "missing"
+        if isinstance(when, str):
+            if "observed_at" in item:
+                add("observed_at", when, i)
+            continue
+        if len(errors) == 0 and n_errors == 0:
+            rows.append(OutcomeRow(app_id, outcome, when, "api"))
+    if n_errors:
+        first = errors[0]
+        where = f"outcome {first.index}: " if first.index is not None else ""
+        more = f" ({n_errors} invalid field(s) in all)" if n_errors > 1 else ""
+        raise RequestRejected(422, f"{where}{first.field}: {first.problem}{more}", errors, n_errors)
+    return ValidatedOutcomes(rows, update)

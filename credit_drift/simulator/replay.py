@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,10 +168,13 @@ def replay(
     batch_interval: str | dt.timedelta = DEFAULT_INTERVAL,
     config: DriftConfig = DEFAULT_DRIFT_CONFIG,
     progress: bool = True,
+    application_ids: Sequence[str | None] | np.ndarray | None = None,
 ) -> SimulationSummary:
     """Score and log the scenario's traffic directly (no HTTP), each batch on its own day
-    when `start_date` is given (otherwise at the current time)."""
+    when `start_date` is given (otherwise at the current time). `application_ids`: one id per
+    pool row (`load_pool_ids`), logged with the predictions drawn from that row."""
     scenario = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
+    ids_of = pool_application_ids(application_ids, len(pool))
     service = _service(artifacts, database_url)
     run_id = uuid.uuid4().hex[:12]
     specs = selected_batches(scenario, n_batches)
@@ -196,6 +199,7 @@ def replay(
                 request_ids=ids,
                 created_at=batch.event_times(),
                 source="replay",
+                application_ids=ids_of(batch.pool_rows),
             )
             outcomes.append(
                 BatchOutcome.of(batch, len(batch), 0, scored.probability, scored.decision)
@@ -218,7 +222,23 @@ class BackfillSummary:
         return self.n_rows / self.elapsed_s if self.elapsed_s > 0 else float("nan")
 
 
-def _bulk_write(schema, service, created, matrix, cats, proba, decision, ids, engine) -> int:
+def pool_application_ids(
+    application_ids: Sequence[str | None] | np.ndarray | None, n_pool: int
+) -> Callable[[np.ndarray], list | None]:
+    """rows of the pool -> their application ids (None when the pool has none)."""
+    if application_ids is None:
+        return lambda rows: None
+    ids = np.asarray(application_ids, dtype=object)
+    if ids.shape != (n_pool,):
+        raise SimulatorError(
+            f"application_ids has {ids.size} values for a pool of {n_pool} applications"
+        )
+    return lambda rows: ids[rows].tolist()
+
+
+def _bulk_write(
+    schema, service, created, matrix, cats, proba, decision, ids, app_ids, engine
+) -> int:
     from credit_drift.storage.predictions import bulk_insert_predictions
 
     return bulk_insert_predictions(
@@ -232,6 +252,7 @@ def _bulk_write(schema, service, created, matrix, cats, proba, decision, ids, en
         threshold=service.threshold,
         model_version=service.model_version,
         request_ids=ids,
+        application_ids=app_ids,
         source="bulk",
     )
 
@@ -249,11 +270,13 @@ def bulk_backfill(
     chunk_rows: int = DEFAULT_BULK_CHUNK_ROWS,
     config: DriftConfig = DEFAULT_DRIFT_CONFIG,
     progress: bool = True,
+    application_ids: Sequence[str | None] | np.ndarray | None = None,
 ) -> BackfillSummary:
     """Fill `days` consecutive UTC days from `start_date` with `rows_per_day` scored
     predictions each. Day i follows the scenario's batch i (default: every day clean); each
     day's rows are drawn from the pool (reshuffled when exhausted), drifted chunk by chunk,
-    scored with the model and bulk-inserted, `created_at` evenly spread over the day."""
+    scored with the model and bulk-inserted, `created_at` evenly spread over the day.
+    `application_ids`: one id per pool row, logged with the predictions drawn from it."""
     if rows_per_day < 1 or chunk_rows < 1:
         raise ScenarioError("rows_per_day and chunk_rows must be positive")
     if scenario is None:
@@ -267,6 +290,7 @@ def bulk_backfill(
     service = _service(artifacts, database_url)
     schema, names = service.schema, service.schema.names
     frame_pool = pool.loc[:, names]
+    ids_of = pool_application_ids(application_ids, len(frame_pool))
     sampler = PoolSampler(len(frame_pool), np.random.default_rng([seed, 0]))
     stats = population_stats(frame_pool, specs)
     run_id = uuid.uuid4().hex[:12]
@@ -287,7 +311,8 @@ def bulk_backfill(
             for lo in range(0, rows_per_day, chunk_rows):
                 hi = min(lo + chunk_rows, rows_per_day)
                 rng = np.random.default_rng([seed, i + 1, lo])
-                chunk = frame_pool.iloc[sampler.take(hi - lo)].reset_index(drop=True)
+                rows = sampler.take(hi - lo)
+                chunk = frame_pool.iloc[rows].reset_index(drop=True)
                 chunk = spec.drift(chunk, rng, config, stats)
                 t1 = time.perf_counter()
                 matrix, raw = schema.pack_frame(chunk)
@@ -301,7 +326,16 @@ def bulk_backfill(
                 ids = [f"bulk-{run_id}-{i}-{k}" for k in range(lo, hi)]
                 service.gate.run(
                     functools.partial(
-                        _bulk_write, schema, service, created, matrix, cats, proba, decision, ids
+                        _bulk_write,
+                        schema,
+                        service,
+                        created,
+                        matrix,
+                        cats,
+                        proba,
+                        decision,
+                        ids,
+                        ids_of(rows),
                     )
                 )
                 writing_s += time.perf_counter() - t2

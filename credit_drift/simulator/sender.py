@@ -21,9 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
+from credit_drift.data.generator import ID_COLUMN
+from credit_drift.data.loader import ids_as_text, load_pool_ids
 from credit_drift.simulator.drift import (
     DEFAULT_DRIFT_CONFIG,
     DRIFT_KINDS,
@@ -35,6 +38,7 @@ from credit_drift.simulator.replay import (
     SimulationSummary,
     SimulatorError,
     bulk_backfill,
+    pool_application_ids,
     read_pool,
     replay,
 )
@@ -86,8 +90,13 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
-def _records(frame: pd.DataFrame, times: Sequence[dt.datetime] | None) -> list[dict[str, Any]]:
-    """JSON-ready applications: NaN -> null (missing), event_time when placed in time."""
+def _records(
+    frame: pd.DataFrame,
+    times: Sequence[dt.datetime] | None,
+    application_ids: Sequence[str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """JSON-ready applications: NaN -> null (missing), event_time when placed in time,
+    application_id when the pool has ids."""
     values = frame.to_numpy(dtype=object, copy=True)
     # NaN (float) -> None; categorical strings and numbers pass through.
     missing = frame.isna().to_numpy()
@@ -97,6 +106,10 @@ def _records(frame: pd.DataFrame, times: Sequence[dt.datetime] | None) -> list[d
     if times is not None:
         for record, when in zip(records, times, strict=True):
             record["event_time"] = when.isoformat()
+    if application_ids is not None:
+        for record, app_id in zip(records, application_ids, strict=True):
+            if app_id is not None:
+                record["application_id"] = app_id
     return records
 
 
@@ -161,6 +174,8 @@ def simulate(
     config: DriftConfig = DEFAULT_DRIFT_CONFIG,
     progress: bool = True,
     transport: Any = None,
+    application_ids: Sequence[str | None] | np.ndarray | None = None,
+    id_column: str | None = ID_COLUMN,
 ) -> SimulationSummary:
     """Send the scenario's traffic to the API at `url`; returns what each batch produced.
 
@@ -171,6 +186,8 @@ def simulate(
         raises SimulatorError saying so).
     request_size: applications per request (1: POST /predict; more: POST /predict/batch).
     transport: an httpx transport (tests: `httpx.ASGITransport(app)`), default real HTTP.
+    application_ids: one id per pool row, sent as each application's `application_id`; by
+        default read from the pool's `id_column` when it has one.
     """
     import httpx
 
@@ -183,7 +200,14 @@ def simulate(
     t0 = time.perf_counter()
     with httpx.Client(base_url=url, timeout=timeout_s, transport=transport) as client:
         features = model_features(client, api_key)
+        if application_ids is None and id_column:
+            if isinstance(pool, pd.DataFrame):
+                if id_column in pool.columns:
+                    application_ids = ids_as_text(pool[id_column], f"pool column {id_column!r}")
+            else:
+                application_ids = load_pool_ids(pool, id_column)
         frame = read_pool(pool, features) if not isinstance(pool, pd.DataFrame) else pool
+        ids_of = pool_application_ids(application_ids, len(frame))
         missing = [f for f in features if f not in frame.columns]
         if missing:
             raise SimulatorError(f"the pool lacks model features {missing[:10]}")
@@ -204,7 +228,7 @@ def simulate(
                 config=config,
             ):
                 bar.set_description(f"batch {batch.index + 1}/{len(specs)} {batch.spec.name}")
-                records = _records(batch.frame, batch.event_times())
+                records = _records(batch.frame, batch.event_times(), ids_of(batch.pool_rows))
                 probabilities: list[float] = []
                 decisions: list[str] = []
                 failed = 0
@@ -346,6 +370,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             request_size=args.request_size,
             api_key=api_key,
             progress=progress,
+            id_column=settings.id_column or None,
         )
         print(summary.table())
         _say_when(args.start_date)
@@ -360,6 +385,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             "generate-data` (it writes data/pool.parquet) or pass --pool"
         )
     pool = load_pool(pool_path, artifacts.schema)
+    application_ids = load_pool_ids(pool_path, settings.id_column)
     warn_inert_batches(
         pool,
         scenario,
@@ -378,6 +404,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             start_date=args.start_date,
             batch_interval=args.batch_interval,
             progress=progress,
+            application_ids=application_ids,
         )
         print(summary.table())
         _say_when(args.start_date)
@@ -392,6 +419,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
         start_date=args.start_date or settings.partitions_start,
         seed=args.seed,
         progress=progress,
+        application_ids=application_ids,
     )
     print(
         f"{backfill.n_rows} predictions on {len(backfill.days)} days "

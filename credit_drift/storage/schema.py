@@ -39,6 +39,9 @@ NAMING_CONVENTION = {
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 PREDICTION_SOURCES = ("api", "replay", "bulk")
+OUTCOME_SOURCES = ("api", "file", "simulator")
+# Longest application id accepted (predictions and outcomes alike).
+APPLICATION_ID_MAX_LENGTH = 128
 REPORT_STATUSES = ("OK", "WARNING", "ALERT", "NO_DATA")
 
 # Storage format of SQLAlchemy's SQLite DATETIME; bulk paths write the same text directly.
@@ -179,6 +182,13 @@ predictions = sa.Table(
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("inference_time_ms", sa.Double(), nullable=True),
     sa.Column("source", sa.String(16), nullable=False),
+    sa.Column(
+        "application_id",
+        sa.String(APPLICATION_ID_MAX_LENGTH),
+        nullable=True,
+        index=True,
+        comment="the client's application id (e.g. SK_ID_CURR); links outcomes",
+    ),
     sa.CheckConstraint(f"source IN {PREDICTION_SOURCES!r}", name="source"),
 )
 
@@ -344,6 +354,36 @@ idempotency_keys = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=False, comment="the first answer's id"),
     sa.Column("response", sa.Text(), nullable=False, comment="the first answer's JSON body"),
     sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# Observed outcomes of applications (1 = default), linked to predictions by application_id.
+# One row per outcome received: the current outcome of an id is its row with superseded_at
+# NULL (at most one, by the partial unique index); a changed outcome supersedes that row and
+# adds a new one, so the history stays.
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
+    sa.Column("application_id", sa.String(APPLICATION_ID_MAX_LENGTH), nullable=False),
+    sa.Column("outcome", sa.SmallInteger(), nullable=False, comment="1 = default"),
+    sa.Column("observed_at", UTCDateTime(), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column(
+        "superseded_at",
+        UTCDateTime(),
+        nullable=True,
+        comment="NULL for the current outcome of the id",
+    ),
+    sa.CheckConstraint("outcome IN (0, 1)", name="outcome"),
+    sa.CheckConstraint(f"source IN {OUTCOME_SOURCES!r}", name="source"),
+    sa.Index(
+        "uq_outcomes_current",
+        "application_id",
+        unique=True,
+        postgresql_where=sa.text("superseded_at IS NULL"),
+        sqlite_where=sa.text("superseded_at IS NULL"),
+    ),
 )
 
 # The view created by migration 0001, for Core queries (not part of `metadata`, so no

@@ -1,10 +1,11 @@
 """Small helpers every storage module shares: dialect-aware INSERT (for ON CONFLICT), the
-current UTC time, database-ready scalars, and write transactions that serialize writers."""
+current UTC time, database-ready scalars, write transactions that serialize writers, and
+timestamp columns read in bulk without a Python datetime per row."""
 
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,3 +54,20 @@ def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for a name."""
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def bulk_timestamp(column: sa.ColumnElement, postgres: bool) -> sa.ColumnElement:
+    """A UTCDateTime column as what `timestamp_series` parses fast: integer microseconds since
+    the epoch on PostgreSQL, the stored naive-UTC text on SQLite (NULL stays NULL)."""
+    if postgres:
+        return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
+    return sa.type_coerce(column, sa.Text())
+
+
+def timestamp_series(values: Sequence[Any], postgres: bool) -> pd.Series:
+    """The values of a `bulk_timestamp` column as datetime64[us, UTC] (None -> NaT)."""
+    if postgres:
+        micros = pd.Series(values, dtype="Int64")
+        return pd.Series(pd.to_datetime(micros, unit="us", utc=True)).astype("datetime64[us, UTC]")
+    stamps = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
+    return stamps.dt.tz_localize("UTC").astype("datetime64[us, UTC]")

@@ -22,7 +22,7 @@ _NULL_FIELD = struct.pack(">i", -1)
 # Fixed-size fields first, variable-size ones after (COPY takes the columns in any order).
 _COPY_COLUMNS = (
     "created_at, probability, threshold, features, request_id, feature_schema_version, "
-    "categorical_values, decision, model_version, inference_time_ms, source"
+    "categorical_values, decision, model_version, inference_time_ms, source, application_id"
 )
 
 
@@ -41,6 +41,7 @@ class _BulkColumns:
     inference_time_ms: np.ndarray
     request_ids: Sequence[str]
     source: str
+    application_ids: Sequence[str | None]
 
 
 def _array_header_dtype(p: int) -> list[tuple]:
@@ -89,7 +90,7 @@ def _copy_chunks(cols: _BulkColumns, version: str, chunk_rows: int) -> Iterator[
     for lo in range(0, n, chunk_rows):
         hi = min(lo + chunk_rows, n)
         rec = np.zeros(hi - lo, dtype=fixed_dtype)
-        rec["nfields"] = 11
+        rec["nfields"] = 12
         rec["ts_len"], rec["prob_len"], rec["thr_len"] = 8, 8, 8
         rec["ts"] = cols.micros[lo:hi] - _PG_EPOCH_US
         rec["prob"] = cols.probability[lo:hi]
@@ -116,6 +117,8 @@ def _copy_chunks(cols: _BulkColumns, version: str, chunk_rows: int) -> Iterator[
             itm = cols.inference_time_ms[i]
             parts.append(_NULL_FIELD if np.isnan(itm) else struct.pack(">id", 8, itm))
             parts.append(source_field)
+            app_id = cols.application_ids[i]
+            parts.append(_NULL_FIELD if app_id is None else _text_field(app_id))
         yield b"".join(parts)
     yield _PGCOPY_TRAILER
 

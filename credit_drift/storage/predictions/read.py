@@ -29,6 +29,7 @@ from credit_drift.features import FeatureSchema
 from credit_drift.storage.predictions.feature_schemas import load_feature_schema
 from credit_drift.storage.predictions.pgcopy import _parse_copy_float8_arrays
 from credit_drift.storage.schema import predictions
+from credit_drift.storage.sql import bulk_timestamp, timestamp_series
 from credit_drift.storage.windows import validate_window
 
 # Rows of JSON vectors parsed per orjson call when reading from SQLite.
@@ -128,12 +129,7 @@ def _meta_frame(columns: Sequence[Sequence[Any]], postgres: bool) -> pd.DataFram
     """Build the meta frame column by column (no per-row datetime objects: created_at arrives
     as integer microseconds on PostgreSQL and as ISO text on SQLite)."""
     data = dict(zip(META_COLUMNS, columns, strict=True))
-    if postgres:
-        micros = np.asarray(data["created_at"], dtype=np.int64)
-        created = pd.Series(pd.to_datetime(micros, unit="us", utc=True))
-    else:
-        created = pd.to_datetime(pd.Series(data["created_at"], dtype=object), format="ISO8601")
-        created = created.dt.tz_localize("UTC")
+    created = timestamp_series(data["created_at"], postgres)
     out: dict[str, pd.Series] = {}
     for name in META_COLUMNS:
         dtype = _META_DTYPES[name]
@@ -153,11 +149,7 @@ def read_predictions(
     """The predictions with start <= created_at < end, features aligned to `schema`."""
     start, end = validate_window(start, end)
     postgres = engine.dialect.name == "postgresql"
-    created = (
-        sa.cast(sa.extract("epoch", predictions.c.created_at) * 1_000_000, sa.BigInteger)
-        if postgres
-        else sa.type_coerce(predictions.c.created_at, sa.Text())
-    )
+    created = bulk_timestamp(predictions.c.created_at, postgres)
     meta_cols = [created if c == "created_at" else predictions.c[c] for c in META_COLUMNS]
     extra = [predictions.c.categorical_values]
     if not postgres:

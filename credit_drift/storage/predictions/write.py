@@ -7,6 +7,7 @@ Each prediction stores its feature vector packed in the order of a registered `F
 """
 
 import datetime as dt
+import numbers
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.features import FeatureSchema
+from credit_drift.storage.outcomes import check_application_id
 from credit_drift.storage.predictions.feature_schemas import _register
 from credit_drift.storage.predictions.pgcopy import (
     _COPY_COLUMNS,
@@ -59,6 +61,7 @@ class PredictionRow:
     model_version: str
     inference_time_ms: float | None
     source: str = "api"
+    application_id: str | int | None = None
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -107,6 +110,23 @@ def _finite(value: Any, name: str, where: str) -> float:
     if not np.isfinite(out):
         raise ValueError(f"{where}: {name} is {out}; it must be a finite number")
     return out
+
+
+def _optional_application_id(value: str | int | None, where: str) -> str | None:
+    """None, or a valid id; integers (an id column read as int64) become decimal text."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = str(int(value))
+    return check_application_id(value, where)
+
+
+def _application_ids(values: Sequence[str | int | None] | None, n: int) -> list[str | None]:
+    if values is None:
+        return [None] * n
+    if len(values) != n:
+        raise ValueError(f"application_ids has {len(values)} values for {n} rows")
+    return [_optional_application_id(v, f"row {i}") for i, v in enumerate(values)]
 
 
 # -- single inserts -----------------------------------------------------------------------
@@ -160,6 +180,7 @@ def insert_predictions(
                 "model_version": row.model_version,
                 "inference_time_ms": _optional_float(row.inference_time_ms),
                 "source": row.source,
+                "application_id": _optional_application_id(row.application_id, where),
             }
         )
     try:
@@ -235,13 +256,16 @@ def bulk_insert_predictions(
     model_version: Any,
     inference_time_ms: Any = None,
     request_ids: Sequence[str] | None = None,
+    application_ids: Sequence[str | int | None] | None = None,
     source: str = "bulk",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     same_transaction: Callable[[Connection], None] | None = None,
 ) -> int:
     """Fast path for large backfills: one transaction, PostgreSQL binary COPY, SQLite
     executemany. Per-row arguments take an array of n values or one scalar for every row;
-    `request_ids` default to fresh `<source>-<uuid4>` ids. Returns the number of rows.
+    `request_ids` default to fresh `<source>-<uuid4>` ids; `application_ids` (None, or one id
+    or None per row; integers are stored as decimal text) link the rows to outcomes. Returns
+    the number of rows.
     `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`."""
     matrix = np.asarray(matrix, dtype=np.float64)
     p = len(schema)
@@ -289,6 +313,7 @@ def bulk_insert_predictions(
         inference_time_ms=_column(itm, n, "inference_time_ms", np.float64),
         request_ids=request_ids,
         source=source,
+        application_ids=_application_ids(application_ids, n),
     )
     try:
         with engine.begin() as conn:
@@ -329,7 +354,7 @@ def _executemany_sqlite(
     sql = (
         "INSERT INTO predictions (created_at, request_id, feature_schema_version, features, "
         "categorical_values, probability, decision, threshold, model_version, "
-        "inference_time_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "inference_time_ms, source, application_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     for lo in range(0, n, chunk_rows):
         hi = min(lo + chunk_rows, n)
@@ -350,6 +375,7 @@ def _executemany_sqlite(
                     str(cols.model_version[i]),
                     None if np.isnan(itm) else itm,
                     cols.source,
+                    cols.application_ids[i],
                 )
             )
         conn.exec_driver_sql(sql, params)
