@@ -158,6 +158,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "features gets the WARNING / ALERT shares.",
     ),
     EnvVar(
+        "CREDIT_DRIFT_MIN_ESTIMATED_AUC",
+        "0.6",
+        "estimated_performance is ALERT (and its check fails) when the day's label-free "
+        "estimated AUC is below this (0.6 = a Gini of 0.2); 0 disables the bound.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_MIN_WINDOW_ROWS",
         "30",
         "Fewer rows than this and the window check fails (too few for a meaningful test).",
@@ -384,6 +390,14 @@ def executor_settings(env: Mapping[str, str] | None = None) -> ExecutorSettings:
     return ExecutorSettings(kind, broker)
 
 
+def _min_auc(raw: RawSettings) -> float:
+    name = "CREDIT_DRIFT_MIN_ESTIMATED_AUC"
+    value = _non_negative(name, raw)
+    if value > 1:
+        raise SettingsError(f"{raw.where(name)}={raw(name)!r} must be an AUC, within [0, 1]")
+    return value
+
+
 def _positive_int(name: str, raw: RawSettings) -> int:
     value = raw(name)
     if not value.isdigit() or int(value) < 1:
@@ -424,6 +438,7 @@ class Settings:
     evidence_days: int = 7
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
+    min_estimated_auc: float = 0.6
     policy: str = "default"
     alert_severity: str = "ALERT"
     api_key: str = field(default="", repr=False)
@@ -492,6 +507,7 @@ class Settings:
             evidence_days=_positive_int("CREDIT_DRIFT_EVIDENCE_DAYS", raw),
             evidence_allowance=_non_negative("CREDIT_DRIFT_EVIDENCE_ALLOWANCE", raw),
             evidence_threshold=_positive("CREDIT_DRIFT_EVIDENCE_THRESHOLD", raw),
+            min_estimated_auc=_min_auc(raw),
             policy=_policy_name(raw),
             alert_severity=severity.upper(),
             api_key=raw("CREDIT_DRIFT_API_KEY"),
@@ -539,6 +555,7 @@ class Settings:
             "CREDIT_DRIFT_EVIDENCE_DAYS": str(self.evidence_days),
             "CREDIT_DRIFT_EVIDENCE_ALLOWANCE": repr(self.evidence_allowance),
             "CREDIT_DRIFT_EVIDENCE_THRESHOLD": repr(self.evidence_threshold),
+            "CREDIT_DRIFT_MIN_ESTIMATED_AUC": repr(self.min_estimated_auc),
             "CREDIT_DRIFT_POLICY": self.policy,
             "CREDIT_DRIFT_ALERT_SEVERITY": self.alert_severity,
             "CREDIT_DRIFT_API_KEY": self.api_key,

@@ -30,6 +30,7 @@ from credit_drift.defs.resources import (
     ReferenceProfileResource,
 )
 from credit_drift.pipeline import attribution as attribution_step
+from credit_drift.pipeline import estimated as estimated_step
 from credit_drift.pipeline import evidence as evidence_step
 from credit_drift.pipeline import evidently as evidently_step
 from credit_drift.pipeline import operations, report, stability, window
@@ -586,6 +587,77 @@ def drift_evidence(
     return dg.MaterializeResult(check_results=[check])
 
 
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    group_name=GROUP,
+    kinds={"numpy"},
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "estimated_performance_within_bounds",
+            asset="estimated_performance",
+            partitions_def=daily_partitions,
+            description="WARN when an estimated metric leaves the band that days of the same "
+            "size drawn from the hold-out give; ERROR when the estimated AUC is below "
+            "CREDIT_DRIFT_MIN_ESTIMATED_AUC.",
+        ),
+    ],
+)
+def estimated_performance(
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    project: ProjectResource,
+):  # a MaterializeResult: with check specs, Dagster takes no return annotation
+    """Label-free performance estimate of the day, the morning after (CBPE: no outcomes
+    needed): the logged probabilities calibrated on the model's hold-out (isotonic, checked
+    there), the expected confusion matrix, AUC, default rate and business cost, against the
+    band (mean +/- 3 std) of hold-out chunks of the day's size and the configured AUC bound.
+    It sees what a shift in WHO applies does to performance; it cannot see a change in how
+    often the same applicant defaults (concept drift): only realized outcomes show that."""
+    artifacts, config = project.artifacts(), project.config()
+    cbpe = estimated_step.cbpe_reference(artifacts)
+    results = {}
+    for day in day_windows(context):
+        out = estimated_step.estimate_day(artifacts, cbpe, production_window[day.key], config)
+        results[day.key] = out
+        if out.status in ("WARNING", "ALERT"):
+            context.log.warning(
+                f"ESTIMATED PERFORMANCE {out.status} window={day.key}: {out.summary}"
+            )
+        context.add_asset_metadata(
+            {
+                "status": out.status,
+                "summary": out.summary,
+                "n_predictions": dg.MetadataValue.int(out.n_predictions),
+                "raw_model_calibrated": dg.MetadataValue.bool(out.calibration.raw_is_calibrated),
+                **md.floats(**out.numbers()),
+                **(md.figures({"estimated_performance_figure": out.figure}) if out.figure else {}),
+            },
+            partition_key=day.key,
+        )
+    statuses = {d: r.status for d, r in results.items()}
+    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
+    check = dg.AssetCheckResult(
+        check_name="estimated_performance_within_bounds",
+        passed=calm,
+        severity=dg.AssetCheckSeverity.ERROR
+        if "ALERT" in statuses.values()
+        else dg.AssetCheckSeverity.WARN,
+        metadata={
+            **md.per_day("status", statuses),
+            **md.per_day(
+                "estimated_auc",
+                {d: r.estimate.auc if r.estimate else None for d, r in results.items()},
+            ),
+        },
+        description="; ".join(f"{d} {r.status}: {r.summary}" for d, r in results.items())
+        if not calm
+        else None,
+    )
+    return dg.MaterializeResult(check_results=[check])
+
+
 def _days_before(day, settings) -> str:
     """The key of the last day outside `day`'s span."""
     import datetime as dt
@@ -601,4 +673,5 @@ daily_assets = [
     operational_metrics,
     stability_report,
     drift_evidence,
+    estimated_performance,
 ]

@@ -83,6 +83,7 @@ class ProjectResource(dg.ConfigurableResource):
     evidently_all_columns: bool = False
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
+    min_estimated_auc: float = 0.6
 
     def config(self) -> PipelineConfig:
         from pathlib import Path
@@ -102,6 +103,7 @@ class ProjectResource(dg.ConfigurableResource):
             evidently_max_columns=self.evidently_max_columns,
             evidently_all_columns=self.evidently_all_columns,
             positive_label=self.positive_label,
+            min_estimated_auc=self.min_estimated_auc,
             evidence=EvidenceSettings(
                 # The span is the asset's partition mapping, fixed when the definitions load.
                 days=EVIDENCE_DAYS,
@@ -146,6 +148,7 @@ def resources_from_settings(settings: Settings | None = None, **project: Any) ->
         alert_webhook_url=_from_env("CREDIT_DRIFT_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
         evidence_allowance=settings.evidence_allowance,
         evidence_threshold=settings.evidence_threshold,
+        min_estimated_auc=settings.min_estimated_auc,
     )
     fields.update(project)
     return {

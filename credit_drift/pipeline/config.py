@@ -33,6 +33,8 @@ class PipelineConfig:
     #: The evidence-across-days detector (`drift_evidence`): span, allowance, threshold, and
     #: the status shares (the policy's).
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    #: estimated_performance is ALERT below this label-free estimated AUC (0: no bound).
+    min_estimated_auc: float = 0.6
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "PipelineConfig":
@@ -51,6 +53,7 @@ class PipelineConfig:
             alert_severity=settings.alert_severity,
             alert_webhook_url=settings.alert_webhook_url,
             positive_label=settings.positive_label,
+            min_estimated_auc=settings.min_estimated_auc,
             evidence=EvidenceSettings(
                 days=settings.evidence_days,
                 allowance=settings.evidence_allowance,
