@@ -65,6 +65,24 @@ def _all_days(results: dict[str, bool]) -> tuple[bool, str | None]:
     return not failing, (f"failing day(s): {', '.join(failing)}" if failing else None)
 
 
+def _status_check(
+    name: str, statuses: dict[str, str], metadata: dict, summary: str | None = None
+) -> dg.AssetCheckResult:
+    """A check over the run's days' statuses: passed when every day is OK or NO_DATA, ERROR
+    severity when one is ALERT (else WARN); the days' statuses in its metadata, the failing
+    days then `summary` in its description."""
+    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=calm,
+        severity=dg.AssetCheckSeverity.ERROR
+        if "ALERT" in statuses.values()
+        else dg.AssetCheckSeverity.WARN,
+        metadata={**md.per_day("status", statuses), **metadata},
+        description=summary if calm else ". ".join(t for t in (not_calm, summary) if t),
+    )
+
+
 @dg.asset(group_name=GROUP, kinds={"python", "sql"}, pool=DATABASE_POOL)
 def reference_profile(
     context: dg.AssetExecutionContext,
@@ -355,26 +373,17 @@ def _attribution_metadata(attribution) -> dict[str, dg.MetadataValue]:
 
 def _report_checks(reports: dict[str, report.DriftReportOutcome]) -> list[dg.AssetCheckResult]:
     statuses = {day: r.status for day, r in reports.items()}
-    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
     stable, moved = _all_days({d: not r.important_features_moved for d, r in reports.items()})
     joint, joint_moved = _all_days({d: not r.multivariate_drifted for d, r in reports.items()})
     not_run = [d for d, r in reports.items() if r.multivariate_drifted is None]
     summaries = "; ".join(f"{d} {r.status}: {r.summary}" for d, r in reports.items())
 
     return [
-        dg.AssetCheckResult(
-            check_name="drifted_share",
-            passed=calm,
-            severity=dg.AssetCheckSeverity.ERROR
-            if "ALERT" in statuses.values()
-            else dg.AssetCheckSeverity.WARN,
-            metadata={
-                **md.per_day("status", statuses),
-                **md.per_day(
-                    "drift_percentage", {d: r.drift_percentage for d, r in reports.items()}
-                ),
-            },
-            description=summaries if calm else f"{not_calm}. {summaries}",
+        _status_check(
+            "drifted_share",
+            statuses,
+            md.per_day("drift_percentage", {d: r.drift_percentage for d, r in reports.items()}),
+            summaries,
         ),
         dg.AssetCheckResult(
             check_name="important_features_stable",
@@ -568,21 +577,10 @@ def drift_evidence(
             },
             partition_key=day.key,
         )
-    statuses = {d: r.status for d, r in results.items()}
-    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
-    check = dg.AssetCheckResult(
-        check_name="evidence_across_days",
-        passed=calm,
-        severity=dg.AssetCheckSeverity.ERROR
-        if "ALERT" in statuses.values()
-        else dg.AssetCheckSeverity.WARN,
-        metadata={
-            **md.per_day("status", statuses),
-            **md.per_day(
-                "flagged_features", {d: r.flagged_features[:20] for d, r in results.items()}
-            ),
-        },
-        description=not_calm,
+    check = _status_check(
+        "evidence_across_days",
+        {d: r.status for d, r in results.items()},
+        md.per_day("flagged_features", {d: r.flagged_features[:20] for d, r in results.items()}),
     )
     return dg.MaterializeResult(check_results=[check])
 
@@ -636,24 +634,13 @@ def estimated_performance(
             },
             partition_key=day.key,
         )
-    statuses = {d: r.status for d, r in results.items()}
-    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
-    check = dg.AssetCheckResult(
-        check_name="estimated_performance_within_bounds",
-        passed=calm,
-        severity=dg.AssetCheckSeverity.ERROR
-        if "ALERT" in statuses.values()
-        else dg.AssetCheckSeverity.WARN,
-        metadata={
-            **md.per_day("status", statuses),
-            **md.per_day(
-                "estimated_auc",
-                {d: r.estimate.auc if r.estimate else None for d, r in results.items()},
-            ),
-        },
-        description="; ".join(f"{d} {r.status}: {r.summary}" for d, r in results.items())
-        if not calm
-        else None,
+    check = _status_check(
+        "estimated_performance_within_bounds",
+        {d: r.status for d, r in results.items()},
+        md.per_day(
+            "estimated_auc", {d: r.estimate.auc if r.estimate else None for d, r in results.items()}
+        ),
+        "; ".join(f"{d} {r.status}: {r.summary}" for d, r in results.items()),
     )
     return dg.MaterializeResult(check_results=[check])
 
