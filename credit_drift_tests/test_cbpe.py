@@ -248,3 +248,40 @@ def test_estimated_performance_asset(db_url, model_dir, tmp_path, monkeypatch):
     alert, check = run("2026-11-02", min_estimated_auc=0.99)
     assert alert["status"].value == "ALERT"
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_predictions_of_another_model_version_are_counted_not_estimated(model_dir, tmp_path):
+    import pandas as pd
+
+    from credit_drift.pipeline.config import PipelineConfig
+    from credit_drift.pipeline.estimated import cbpe_reference, estimate_day
+    from credit_drift.pipeline.window import ProductionWindow
+    from credit_drift.settings import Settings
+    from credit_drift.storage.windows import DayWindow
+
+    _, _, artifacts = model_dir
+    config = PipelineConfig.from_settings(Settings.from_env({}, cwd=tmp_path))
+    p = artifacts.holdout.probability[:300]
+    meta = pd.DataFrame(
+        {
+            "probability": p,
+            "decision": np.where(p >= artifacts.threshold, "REFUSED", "APPROVED"),
+            "threshold": artifacts.threshold,
+            "model_version": [artifacts.version] * 200 + ["0123456789ab"] * 100,
+        }
+    )
+
+    def day(frame):
+        window = ProductionWindow(DayWindow.of("2026-11-01"), pd.DataFrame(), frame)
+        return estimate_day(artifacts, cbpe_reference(artifacts), window, config, plot=False)
+
+    out = day(meta)
+    assert (out.n_predictions, out.n_other_model) == (200, 100)
+    expected = cbpe_reference(artifacts).estimate(
+        p[:200], p[:200] >= artifacts.threshold, cost_fn=10.0, cost_fp=1.0
+    )
+    assert out.estimate == expected
+    assert "100 prediction(s) by another model version" in out.summary
+    only_other = day(meta.iloc[200:])
+    assert only_other.status == "NO_DATA" and only_other.estimate is None
+    assert only_other.summary.startswith("no predictions of this model version")

@@ -628,6 +628,7 @@ def estimated_performance(
                 "status": out.status,
                 "summary": out.summary,
                 "n_predictions": dg.MetadataValue.int(out.n_predictions),
+                "n_other_model_version": dg.MetadataValue.int(out.n_other_model),
                 "raw_model_calibrated": dg.MetadataValue.bool(out.calibration.raw_is_calibrated),
                 **md.floats(**out.numbers()),
                 **(md.figures({"estimated_performance_figure": out.figure}) if out.figure else {}),

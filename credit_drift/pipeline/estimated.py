@@ -3,9 +3,9 @@ calibrated on the model's hold-out, the expected AUC, default rate, confusion ma
 against the band that days of the same size drawn from the hold-out give, and the configured
 AUC bound.
 
-Status: NO_DATA (no predictions), ALERT (estimated AUC below `min_estimated_auc`), WARNING (a
-metric outside its band), OK. What it cannot see: a change in P(default | features) (concept
-drift); only realized outcomes show that.
+Status: NO_DATA (no predictions of this model version), ALERT (estimated AUC below
+`min_estimated_auc`), WARNING (a metric outside its band), OK. What it cannot see: a change in
+P(default | features) (concept drift); only realized outcomes show that.
 """
 
 from dataclasses import dataclass
@@ -32,12 +32,16 @@ class EstimateUnavailableError(CreditDriftError, ValueError):
 
 @dataclass(frozen=True)
 class EstimatedPerformance:
-    """estimate: None on an empty day; bands: None when the day is larger than half the
-    hold-out (no two chunks of its size); outside_band: the metrics outside their band."""
+    """estimate: None on a day without predictions of this model; bands: None when the day is
+    larger than half the hold-out (no two chunks of its size); outside_band: the metrics outside
+    their band; n_other_model: the day's predictions scored by another model version (not
+    estimated: this model's calibration says nothing about them), counted, never dropped
+    silently."""
 
     day: str
     status: str
     n_predictions: int
+    n_other_model: int
     estimate: PerformanceEstimate | None
     bands: dict[str, Band] | None
     outside_band: tuple[str, ...]
@@ -48,8 +52,13 @@ class EstimatedPerformance:
 
     @property
     def summary(self) -> str:
+        other = (
+            f"; {self.n_other_model} prediction(s) by another model version not estimated"
+            if self.n_other_model
+            else ""
+        )
         if self.estimate is None:
-            return "no predictions"
+            return ("no predictions of this model version" if other else "no predictions") + other
         e = self.estimate
         text = (
             f"estimated AUC {e.auc:.3f}, default rate {e.default_rate:.2%}, cost per "
@@ -59,7 +68,7 @@ class EstimatedPerformance:
             text += f"; AUC below the bound {self.min_auc}"
         if self.outside_band:
             text += f"; outside the reference band: {', '.join(self.outside_band)}"
-        return text
+        return text + other
 
     def numbers(self) -> dict[str, float | None]:
         """Every number of the day, for the UI (None when it does not exist)."""
@@ -118,7 +127,9 @@ def estimate_day(
     """The day's estimate, band, status and figure (see the module docstring)."""
     from credit_drift.reports.plots import plot_estimated_performance
 
-    meta = window.meta
+    logged = window.meta
+    mine = (logged["model_version"] == artifacts.version).to_numpy(bool)
+    meta = logged[mine]
     cost_fn, cost_fp = costs(artifacts)
     estimate, bands, outside = None, None, ()
     status = "NO_DATA"
@@ -154,6 +165,7 @@ def estimate_day(
         day=window.day.key,
         status=status,
         n_predictions=len(meta),
+        n_other_model=int((~mine).sum()),
         estimate=estimate,
         bands=bands,
         outside_band=outside,
