@@ -1172,6 +1172,177 @@ def _evidence_timing(bench: "Bench") -> dict:
     }
 
 
+# -- drift inside segments (the segment_drift asset) -------------------------------------------
+S_SEGMENTS = 6
+SEG_START, SEG_END = "<!-- segments:start -->", "<!-- segments:end -->"
+
+
+@dataclass
+class SegmentPlan:
+    sizes: tuple[int, ...] = (1_000, 10_000)
+    #: One-hot flags of the synthetic data: about 10%, 18% and 34% of applications.
+    columns: tuple[str, ...] = (
+        "NAME_CONTRACT_TYPE_Revolving loans",
+        "NAME_INCOME_TYPE_Pensioner",
+        "CODE_GENDER_M",
+    )
+    kind: str = "gradual"
+    intensities: tuple[float, ...] = (0.1, 0.3)
+    clean_windows: int = 20
+    power_windows: int = 10
+    min_rows: int = 100
+
+
+SEGMENT_QUICK = SegmentPlan(sizes=(1_000,), clean_windows=2, power_windows=2, intensities=(0.3,))
+
+
+def segments_section(bench: "Bench", plan: SegmentPlan, command: str) -> str:
+    """Power and false alarms of segment_drift per segment size, beside the daily aggregate."""
+    from credit_drift.simulator.scenario import BatchSpec
+    from credit_drift.stats.segments import (
+        SCORE_BAND,
+        SegmentSpec,
+        evaluate_segments,
+        fit_segment_references,
+    )
+
+    spec = SegmentSpec((*plan.columns, SCORE_BAND), min_rows=plan.min_rows)
+    started = time.perf_counter()
+    train_scores = bench.booster.predict(bench.reference.to_numpy())
+    refs = fit_segment_references(
+        bench.reference, bench.schema, bench.importance, spec, train_scores
+    )
+    fit_seconds = time.perf_counter() - started
+    bench.log(f"segments: {len(refs.profiles)} segment references in {fit_seconds:.0f}s")
+    policy = get_policy("default")
+
+    def judge(frame):
+        probability = bench.booster.predict(frame.to_numpy())
+        seg = evaluate_segments(refs, frame, probability, policy, spec, workers=bench.args.workers)
+        agg = evaluate_window(bench.profile, frame, policy, workers=bench.args.workers)
+        return seg.table.set_index("segment"), agg.status
+
+    clean_rows, power_rows = [], []
+    for size in plan.sizes:
+        t0 = time.perf_counter()
+        n = max(plan.clean_windows, plan.power_windows)
+        bases = [bench.window(S_SEGMENTS, size, i) for i in range(n)]
+        flagged_any, too_small, agg_clean, flagged_names = 0, {}, [], []
+        for base in bases[: plan.clean_windows]:
+            table, status = judge(base)
+            hit = table.index[table["status"].isin(["WARNING", "ALERT"])].tolist()
+            flagged_any += bool(hit)
+            flagged_names += hit
+            agg_clean.append(status)
+            for name, st in table["status"].items():
+                too_small[name] = too_small.get(name, 0) + (st == "TOO_SMALL")
+        small = ", ".join(f"{k} {v}" for k, v in too_small.items() if v) or "none"
+        clean_rows.append(
+            [
+                f"{size:,}",
+                f"{flagged_any}/{plan.clean_windows}",
+                f"{sum(s != 'OK' for s in agg_clean)}/{plan.clean_windows}",
+                len(table),
+                small,
+            ]
+        )
+        for column in plan.columns:
+            target = f"{column}=1"
+            for intensity in plan.intensities:
+                batch = BatchSpec(plan.kind, intensity, segment={"column": column, "value": 1})
+                hits, alerts, others, shares, agg = 0, 0, 0, [], []
+                for i, base in enumerate(bases[: plan.power_windows]):
+                    rng = np.random.default_rng([bench.seed, S_SEGMENTS, size, i, 5])
+                    table, status = judge(batch.drift(base, rng))
+                    st = table.loc[target, "status"]
+                    hits += st in ("WARNING", "ALERT")
+                    alerts += st == "ALERT"
+                    shares.append(table.loc[target, "window_share"])
+                    same_column = table["column"] == column
+                    others += int((~same_column & table["status"].isin(["WARNING", "ALERT"])).any())
+                    agg.append(status)
+                power_rows.append(
+                    [
+                        f"{size:,}",
+                        column,
+                        pct(float(np.mean(shares))),
+                        f"{plan.kind} {intensity:g}",
+                        f"{hits}/{plan.power_windows}",
+                        f"{alerts}/{plan.power_windows}",
+                        " / ".join(
+                            f"{sum(s == k for s in agg)}" for k in ("OK", "WARNING", "ALERT")
+                        ),
+                        f"{others}/{plan.power_windows}",
+                    ]
+                )
+        bench.log(f"segments: {size:,} rows done in {time.perf_counter() - t0:.0f}s")
+
+    # Cost per partition: the asset's work at 10,000 rows (the day's segments + their tests).
+    frame = bench.window(S_SEGMENTS, 10_000, 999)
+    probability = bench.booster.predict(frame.to_numpy())
+    seg_t, _, out = common.timed_repeats(
+        lambda: evaluate_segments(
+            refs, frame, probability, policy, spec, workers=bench.args.workers
+        ),
+        3,
+    )
+    agg_t, _, _ = common.timed_repeats(
+        lambda: evaluate_window(bench.profile, frame, policy, workers=bench.args.workers), 3
+    )
+    blob = refs.to_blob()
+    from credit_drift.stats.segments import SegmentReferences
+
+    load_t, _, _ = common.timed_repeats(lambda: SegmentReferences.from_blob(blob), 3)
+    lines = [
+        "### Drift inside segments (`segment_drift`)\n",
+        f"Command: `{command}`; load average at start {bench.load_at_start}, at end "
+        f"{common.load_average()}; {_git_state()}.\n",
+        f"Segments: `CREDIT_DRIFT_SEGMENTS={','.join(spec.columns)}` (three one-hot flags of "
+        f"the synthetic data, each split into =0 and =1, and the score band at edges "
+        f"{', '.join(f'{e:g}' for e in spec.score_band_edges)}: {len(refs.profiles)} segments), "
+        f"minimum {plan.min_rows} rows per side, the default policy with Benjamini-Hochberg "
+        "over every tested segment x feature of the day. Reference: the same 50,000 training "
+        "rows, each segment's profile fitted on its own rows "
+        f"({fit_seconds:.0f} s for all, once, with the reference profile). Windows: fresh "
+        "unseen applications (own seed stream); a drifted window is the same clean window with "
+        f"`{plan.kind}` drift applied to the rows of one segment only (the simulator's "
+        "`segment` option), the rest untouched. Probabilities: the benchmark's LightGBM model.\n",
+        "False alarms on clean windows (a window counts once if any segment is at WARNING or "
+        "above; TOO_SMALL segments are counted, never called OK):\n",
+        common.markdown_table(
+            [
+                "rows a day",
+                "clean windows with a flagged segment",
+                "aggregate not OK",
+                "segments",
+                "TOO_SMALL (windows, by segment)",
+            ],
+            clean_rows,
+        ),
+        "",
+        "Power: drift confined to one segment (the `=1` side of the flag):\n",
+        common.markdown_table(
+            [
+                "rows a day",
+                "drifted segment",
+                "its share of the day",
+                "drift",
+                "segment flagged (WARNING+)",
+                "segment ALERT",
+                "aggregate OK / WARNING / ALERT",
+                "another column's segment flagged",
+            ],
+            power_rows,
+        ),
+        "",
+        f"Cost per 10,000-row partition (median of 3, {len(out.table)} segments, "
+        f"{out.n_tests} tests): the segment tests {common.median(seg_t):.2f} s, beside the "
+        f"aggregate `evaluate_window` {common.median(agg_t):.2f} s; reading the stored segment "
+        f"references back {common.median(load_t):.2f} s ({len(blob) / 1e6:.0f} MB blob).",
+    ]
+    return "\n".join(lines)
+
+
 def write_section(path: Path, markdown: str, start: str = START, end: str = END) -> None:
     block = f"{start}\n{markdown.rstrip()}\n{end}"
     text = path.read_text() if path.exists() else ""
@@ -1205,6 +1376,12 @@ def main(argv: list[str] | None = None) -> None:
         help="markdown file whose detection section is written (default: benchmarks/README.md; "
         "with --quick: none, the markdown is printed)",
     )
+    parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="only the drift-inside-segments section (segment_drift); written between the "
+        "segments markers of benchmarks/README.md",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     if args.fa_windows:
@@ -1227,6 +1404,13 @@ def main(argv: list[str] | None = None) -> None:
         if out is not None:
             write_section(out, markdown, EV_START, EV_END)
             bench.log(f"wrote the evidence section of {out}")
+        return
+    if args.segments:
+        markdown = segments_section(bench, SEGMENT_QUICK if args.quick else SegmentPlan(), command)
+        print(markdown)
+        if out is not None:
+            write_section(out, markdown, SEG_START, SEG_END)
+            bench.log(f"wrote the segments section of {out}")
         return
     bench.false_alarms_and_power()
     bench.delay()

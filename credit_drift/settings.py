@@ -164,6 +164,25 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "estimated AUC is below this (0.6 = a Gini of 0.2); 0 disables the bound.",
     ),
     EnvVar(
+        "CREDIT_DRIFT_SEGMENTS",
+        "",
+        "Comma-separated segment columns tested on their own by segment_drift: score_band (the "
+        "probability cut at CREDIT_DRIFT_SCORE_BANDS) or a model feature with at most 20 values "
+        "(a categorical feature, a flag). Empty: no segments. Changing it needs the "
+        "reference_profile re-materialized.",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_SCORE_BANDS",
+        "0.05,0.1,0.2",
+        "Probability edges of the score_band segments: [0, 0.05), [0.05, 0.1), ..., [0.2, 1].",
+    ),
+    EnvVar(
+        "CREDIT_DRIFT_SEGMENT_MIN_ROWS",
+        "100",
+        "Fewest rows, in the day and in the training set, for a segment to be tested; smaller "
+        "segments are reported TOO_SMALL, never OK.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_MIN_WINDOW_ROWS",
         "30",
         "Fewer rows than this and the window check fails (too few for a meaningful test).",
@@ -412,6 +431,26 @@ def _categorical(raw: RawSettings) -> tuple[str, ...] | str:
     return tuple(c.strip() for c in value.split(",") if c.strip())
 
 
+def _names(name: str, raw: RawSettings) -> tuple[str, ...]:
+    names = tuple(c.strip() for c in raw(name).split(",") if c.strip())
+    if len(set(names)) != len(names):
+        raise SettingsError(f"{raw.where(name)}={raw(name)!r} names a column twice")
+    return names
+
+
+def _score_bands(raw: RawSettings) -> tuple[float, ...]:
+    name = "CREDIT_DRIFT_SCORE_BANDS"
+    try:
+        edges = tuple(float(e) for e in raw(name).split(",") if e.strip())
+    except ValueError:
+        raise SettingsError(f"{raw.where(name)}={raw(name)!r} is not a list of numbers") from None
+    if not edges or any(not 0 < e < 1 for e in edges) or sorted(set(edges)) != list(edges):
+        raise SettingsError(
+            f"{raw.where(name)}={raw(name)!r}: need strictly increasing probabilities in (0, 1)"
+        )
+    return edges
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration. Build with `Settings.from_env()`; tests pass overrides."""
@@ -439,6 +478,9 @@ class Settings:
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
     min_estimated_auc: float = 0.6
+    segments: tuple[str, ...] = ()
+    score_bands: tuple[float, ...] = (0.05, 0.1, 0.2)
+    segment_min_rows: int = 100
     policy: str = "default"
     alert_severity: str = "ALERT"
     api_key: str = field(default="", repr=False)
@@ -508,6 +550,9 @@ class Settings:
             evidence_allowance=_non_negative("CREDIT_DRIFT_EVIDENCE_ALLOWANCE", raw),
             evidence_threshold=_positive("CREDIT_DRIFT_EVIDENCE_THRESHOLD", raw),
             min_estimated_auc=_min_auc(raw),
+            segments=_names("CREDIT_DRIFT_SEGMENTS", raw),
+            score_bands=_score_bands(raw),
+            segment_min_rows=_positive_int("CREDIT_DRIFT_SEGMENT_MIN_ROWS", raw),
             policy=_policy_name(raw),
             alert_severity=severity.upper(),
             api_key=raw("CREDIT_DRIFT_API_KEY"),
@@ -556,6 +601,9 @@ class Settings:
             "CREDIT_DRIFT_EVIDENCE_ALLOWANCE": repr(self.evidence_allowance),
             "CREDIT_DRIFT_EVIDENCE_THRESHOLD": repr(self.evidence_threshold),
             "CREDIT_DRIFT_MIN_ESTIMATED_AUC": repr(self.min_estimated_auc),
+            "CREDIT_DRIFT_SEGMENTS": ",".join(self.segments),
+            "CREDIT_DRIFT_SCORE_BANDS": ",".join(repr(e) for e in self.score_bands),
+            "CREDIT_DRIFT_SEGMENT_MIN_ROWS": str(self.segment_min_rows),
             "CREDIT_DRIFT_POLICY": self.policy,
             "CREDIT_DRIFT_ALERT_SEVERITY": self.alert_severity,
             "CREDIT_DRIFT_API_KEY": self.api_key,

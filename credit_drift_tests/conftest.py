@@ -94,6 +94,18 @@ def model_dir(tmp_path_factory):
     return root, paths, artifacts
 
 
+def pipeline_env(monkeypatch, tmp_path, db_url: str, model_dir, **extra: str) -> None:
+    """Point the settings at a fresh state directory, `db_url` and the small model (its
+    artifacts and training data), plus `extra` variables."""
+    root, paths, _ = model_dir
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(root / "artifacts"))
+    monkeypatch.setenv("CREDIT_DRIFT_TRAINING_DATA", str(paths.train))
+    for name, value in extra.items():
+        monkeypatch.setenv(name, value)
+
+
 def replay_batches(db_url: str, model_dir, batches: list[dict], *, batch_size: int):
     """Log scenario `batches` (e.g. {"kind": "sudden", "intensity": 0.7}) into `db_url` through
     the replay path, batch i on 2026-11-01 + i days, from the small model's unseen pool (which is

@@ -21,6 +21,7 @@ DAILY = {
     "stability_report",
     "drift_evidence",
     "estimated_performance",
+    "segment_drift",
 }
 
 
@@ -58,6 +59,7 @@ def test_dependencies():
     assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
     # Label-free: the day's logged probabilities and the model's hold-out, no outcomes.
     assert deps("estimated_performance") == {"production_window"}
+    assert deps("segment_drift") == {"production_window", "reference_profile"}
 
 
 def test_drift_evidence_reads_the_last_days_of_feature_drift():
@@ -108,6 +110,7 @@ def test_snapshot_of_what_runs_where():
         "stability_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "drift_evidence": (none, None, multi, WITH_THE_DAYS_THAT_EXIST),
         "estimated_performance": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
+        "segment_drift": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
     }
 
@@ -123,6 +126,7 @@ def test_checks():
         ("drift_report", "joint_distribution_stable"),
         ("drift_evidence", "evidence_across_days"),
         ("estimated_performance", "estimated_performance_within_bounds"),
+        ("segment_drift", "segments_stable"),
     } | {(key, "freshness_check") for key in DAILY}
     # The data checks are scoped to the day they check.
     for asset, name in checks - {(key, "freshness_check") for key in DAILY}:

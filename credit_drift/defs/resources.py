@@ -26,6 +26,7 @@ from credit_drift.pipeline.reference import LoadedReference
 from credit_drift.settings import Settings, normalize_database_url
 from credit_drift.stats.evidence import EvidenceSettings
 from credit_drift.stats.policy import DEFAULT_ALERT_SHARE, DEFAULT_WARNING_SHARE, get_policy
+from credit_drift.stats.segments import SegmentSpec
 
 
 class PredictionDatabaseResource(dg.ConfigurableResource):
@@ -84,6 +85,10 @@ class ProjectResource(dg.ConfigurableResource):
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
     min_estimated_auc: float = 0.6
+    #: Comma-separated segment columns and score band edges (CREDIT_DRIFT_SEGMENTS, _SCORE_BANDS).
+    segments: str = ""
+    score_bands: str = "0.05,0.1,0.2"
+    segment_min_rows: int = 100
 
     def config(self) -> PipelineConfig:
         from pathlib import Path
@@ -111,6 +116,11 @@ class ProjectResource(dg.ConfigurableResource):
                 threshold=self.evidence_threshold,
                 warning_share=self.warning_share,
                 alert_share=self.alert_share,
+            ),
+            segments=SegmentSpec(
+                tuple(c for c in self.segments.split(",") if c.strip()),
+                tuple(float(e) for e in self.score_bands.split(",") if e.strip()),
+                self.segment_min_rows,
             ),
         )
 
@@ -149,6 +159,9 @@ def resources_from_settings(settings: Settings | None = None, **project: Any) ->
         evidence_allowance=settings.evidence_allowance,
         evidence_threshold=settings.evidence_threshold,
         min_estimated_auc=settings.min_estimated_auc,
+        segments=",".join(settings.segments),
+        score_bands=",".join(repr(e) for e in settings.score_bands),
+        segment_min_rows=settings.segment_min_rows,
     )
     fields.update(project)
     return {

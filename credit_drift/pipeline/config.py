@@ -6,6 +6,7 @@ from pathlib import Path
 from credit_drift.settings import Settings
 from credit_drift.stats.evidence import EvidenceSettings
 from credit_drift.stats.policy import DriftPolicy, get_policy
+from credit_drift.stats.segments import SegmentSpec
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class PipelineConfig:
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
     #: estimated_performance is ALERT below this label-free estimated AUC (0: no bound).
     min_estimated_auc: float = 0.6
+    #: The segments `segment_drift` tests on their own (no columns: none), fitted into the
+    #: reference profile when it is built.
+    segments: SegmentSpec = field(default_factory=SegmentSpec)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> "PipelineConfig":
@@ -60,6 +64,9 @@ class PipelineConfig:
                 threshold=settings.evidence_threshold,
                 warning_share=settings.warning_share,
                 alert_share=settings.alert_share,
+            ),
+            segments=SegmentSpec(
+                settings.segments, settings.score_bands, settings.segment_min_rows
             ),
         )
         values.update(overrides)

@@ -2,6 +2,7 @@
 importances and training scores, stored in the database, and loaded back for every day."""
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,10 @@ from sqlalchemy.engine import Engine
 from credit_drift.errors import CreditDriftError
 from credit_drift.pipeline.config import PipelineConfig
 from credit_drift.stats.reference import ReferenceProfile
+from credit_drift.stats.segments import SegmentReferences, SegmentSpec
+
+#: The stored blob beside the profile that holds the per-segment references.
+SEGMENTS_BLOB = "segments"
 
 
 class ReferenceBuildError(CreditDriftError, ValueError):
@@ -23,6 +28,8 @@ class ReferenceInfo:
     n_rows: int
     n_features: int
     top_importance: pd.DataFrame
+    #: Segments fitted beside the profile ("column=value"), empty when none are configured.
+    segments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +40,28 @@ class LoadedReference:
     profile: ReferenceProfile
     profile_version: str
     model_version: str | None
+    #: The stored per-segment references (`SegmentReferences.to_blob`), None when the profile
+    #: was built with no segment columns.
+    segments_blob: bytes | None = None
+
+    def segment_references(self, spec: SegmentSpec) -> SegmentReferences:
+        """The training reference of every segment of `spec` (SegmentError when the stored
+        profile was built for other segments: re-materialize reference_profile)."""
+        refs = self._segments
+        if refs is None:
+            raise ReferenceBuildError(
+                f"the stored reference profile has no segments, and segment columns "
+                f"{list(spec.columns)} are configured: re-materialize reference_profile "
+                "(`credit-drift materialize --reference`) with CREDIT_DRIFT_SEGMENTS set"
+            )
+        refs.check_covers(spec)
+        return refs
+
+    @cached_property
+    def _segments(self) -> SegmentReferences | None:
+        if self.segments_blob is None:
+            return None
+        return SegmentReferences.from_blob(self.segments_blob)
 
     def by_importance(self) -> list[str]:
         """Every feature, most important first."""
@@ -81,6 +110,15 @@ def build_reference_profile(engine: Engine, config: PipelineConfig) -> Reference
     scores = artifacts.predict_proba(data.X)
     profile = fit_reference(data.X, artifacts.schema, artifacts.importance, scores=scores)
     _, rows, blobs = profile.to_records()
+    segment_names: tuple[str, ...] = ()
+    if config.segments.columns:
+        from credit_drift.stats.segments import fit_segment_references
+
+        segments = fit_segment_references(
+            data.X, artifacts.schema, artifacts.importance, config.segments, scores
+        )
+        blobs[SEGMENTS_BLOB] = segments.to_blob()
+        segment_names = tuple(f"{c}={v}" for c, v in segments.profiles)
     save_reference(
         engine,
         schema=artifacts.schema,
@@ -103,6 +141,7 @@ def build_reference_profile(engine: Engine, config: PipelineConfig) -> Reference
         profile.n_rows,
         len(artifacts.schema),
         importance,
+        segment_names,
     )
 
 
@@ -125,4 +164,9 @@ def load_reference_profile(engine: Engine) -> LoadedReference:
     profile = ReferenceProfile.from_records(
         header, [asdict(r) for r in stored.features], dict(stored.samples)
     )
-    return LoadedReference(profile, stored.profile_version, stored.model_version)
+    return LoadedReference(
+        profile,
+        stored.profile_version,
+        stored.model_version,
+        stored.samples.get(SEGMENTS_BLOB),
+    )

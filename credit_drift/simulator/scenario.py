@@ -46,7 +46,16 @@ DEFAULT_BATCH_SIZE = 50
 DEFAULT_SEED = 42
 DEFAULT_INTERVAL = dt.timedelta(days=1)
 
-_BATCH_KEYS = {"kind", "intensity", "day", "size", "label", "columns", "column_share"}
+_BATCH_KEYS = {
+    "kind",
+    "intensity",
+    "day",
+    "size",
+    "label",
+    "columns",
+    "column_share",
+    "segment",
+}
 
 
 class ScenarioError(CreditDriftError, ValueError):
@@ -66,6 +75,9 @@ class BatchSpec:
     #: Generic kinds only: the columns to drift, or a share of the eligible ones.
     columns: tuple[str, ...] | None = None
     column_share: float | None = None
+    #: Only the rows of one segment drift: {"column": name, "value": v} (v compared as text:
+    #: 1, 1.0 and "1" are one value); the other rows of the batch stay clean.
+    segment: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -91,6 +103,17 @@ class BatchSpec:
             raise ScenarioError(f"day {self.day!r} must be a non-negative number of days")
         if self.size is not None and (isinstance(self.size, bool) or self.size < 1):
             raise ScenarioError(f"size {self.size!r} must be a positive number of applications")
+        if self.segment is not None:
+            seg = self.segment
+            if (
+                not isinstance(seg, Mapping)
+                or set(seg) != {"column", "value"}
+                or not isinstance(seg["column"], str)
+            ):
+                raise ScenarioError(
+                    f"segment {seg!r} must be an object with 'column' (a name) and 'value'"
+                )
+            object.__setattr__(self, "segment", dict(seg))
 
     @property
     def name(self) -> str:
@@ -112,6 +135,8 @@ class BatchSpec:
             out["columns"] = list(self.columns)
         if self.column_share is not None:
             out["column_share"] = self.column_share
+        if self.segment is not None:
+            out["segment"] = dict(self.segment)
         return out
 
     def drift(
@@ -122,17 +147,36 @@ class BatchSpec:
         stats: ColumnStats | None = None,
     ) -> pd.DataFrame:
         """`frame` with this batch's drift applied (`stats`: the population's, for the generic
-        kinds)."""
-        return apply_drift(
-            frame,
-            self.kind,
-            self.intensity,
-            rng,
-            config,
-            columns=self.columns,
-            column_share=self.column_share,
-            stats=stats,
-        )
+        kinds); with a `segment`, to that segment's rows only."""
+
+        def drift(part: pd.DataFrame) -> pd.DataFrame:
+            return apply_drift(
+                part,
+                self.kind,
+                self.intensity,
+                rng,
+                config,
+                columns=self.columns,
+                column_share=self.column_share,
+                stats=stats,
+            )
+
+        if self.segment is None:
+            return drift(frame)
+        rows = segment_rows(frame, self.segment["column"], self.segment["value"])
+        out = frame.copy()
+        drifted = drift(frame.loc[rows])
+        for column in out.columns:
+            if not drifted[column].equals(frame.loc[rows, column]):
+                new = drifted[column].to_numpy()
+                try:
+                    dtype = np.result_type(out[column].dtype, new.dtype)
+                except TypeError:
+                    dtype = np.dtype(object)
+                values = out[column].to_numpy(dtype=dtype, copy=True)
+                values[rows] = new
+                out[column] = values
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "batch") -> "BatchSpec":
@@ -156,6 +200,7 @@ class BatchSpec:
             raise ScenarioError(f"{where}: size {size!r} must be an integer")
         try:
             return cls(
+                segment=data.get("segment"),
                 kind=str(data["kind"]),
                 intensity=data.get("intensity", 0.0),
                 day=day,
@@ -166,6 +211,25 @@ class BatchSpec:
             )
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
+
+
+def segment_rows(frame: pd.DataFrame, column: str, value: Any) -> np.ndarray:
+    """Boolean mask of the rows whose `column` equals `value` (numbers compared as numbers,
+    anything else as text)."""
+    if column not in frame.columns:
+        raise ScenarioError(f"segment column {column!r} is not in the traffic's columns")
+    col = frame[column]
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        try:
+            target = float(value)
+        except (TypeError, ValueError):
+            raise ScenarioError(
+                f"segment column {column!r} is numeric; value {value!r} is not a number"
+            ) from None
+        return col.to_numpy(np.float64, na_value=np.nan) == target
+    return (
+        col.astype(object).map(lambda v: None if pd.isna(v) else str(v)) == str(value)
+    ).to_numpy()
 
 
 @dataclass(frozen=True)

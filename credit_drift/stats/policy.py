@@ -277,8 +277,18 @@ class WindowDrift:
         return bool(not math.isnan(w) and w >= self.policy.important_features_share)
 
 
-def decide(comparison: WindowComparison, policy: DriftPolicy) -> WindowDrift:
-    """Turn a window's measurements into per-feature verdicts and the window's status."""
+def decide(
+    comparison: WindowComparison,
+    policy: DriftPolicy,
+    *,
+    p_adjusted: np.ndarray | None = None,
+    nan_p_adjusted: np.ndarray | None = None,
+) -> WindowDrift:
+    """Turn a window's measurements into per-feature verdicts and the window's status.
+
+    p_adjusted / nan_p_adjusted: the distribution tests' and the NaN-share tests' p-values
+    already corrected over a larger family than this window's features (the segments x
+    features of a day, `stats.segments`); None: the policy's correction over this window."""
     f = comparison.features
     n_rows = comparison.n_rows
     p = len(f)
@@ -291,7 +301,8 @@ def decide(comparison: WindowComparison, policy: DriftPolicy) -> WindowDrift:
     floor = np.where(numeric, policy.min_effect, policy.categorical_min_effect)
 
     testable = ~np.isnan(p_value)
-    p_adjusted = benjamini_hochberg(p_value) if policy.correction == "bh" else p_value.copy()
+    if p_adjusted is None:
+        p_adjusted = benjamini_hochberg(p_value) if policy.correction == "bh" else p_value.copy()
     by_distribution = testable & (p_adjusted < policy.test_alpha) & (effect >= floor)
 
     by_nan = np.zeros(p, dtype=bool)
@@ -299,7 +310,9 @@ def decide(comparison: WindowComparison, policy: DriftPolicy) -> WindowDrift:
     if policy.nan_share_delta is not None and n_rows:
         nan_evaluable[:] = True
         nan_p = f["nan_share_p_value"].to_numpy(np.float64)
-        if policy.correction == "bh":
+        if nan_p_adjusted is not None:
+            nan_p = nan_p_adjusted
+        elif policy.correction == "bh":
             nan_p = benjamini_hochberg(nan_p)
         delta = np.abs(f["cur_nan_share"].to_numpy() - f["ref_nan_share"].to_numpy())
         by_nan = (delta >= policy.nan_share_delta) & (nan_p < policy.test_alpha)
