@@ -20,6 +20,7 @@ DAILY = {
     "operational_metrics",
     "stability_report",
     "drift_evidence",
+    "estimated_performance",
     "segment_drift",
 }
 
@@ -56,6 +57,8 @@ def test_dependencies():
     assert deps("operational_metrics") == {"production_window", "reference_profile"}
     assert deps("stability_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
+    # Label-free: the day's logged probabilities and the model's hold-out, no outcomes.
+    assert deps("estimated_performance") == {"production_window"}
     assert deps("segment_drift") == {"production_window", "reference_profile"}
 
 
@@ -106,6 +109,7 @@ def test_snapshot_of_what_runs_where():
         "operational_metrics": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "stability_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "drift_evidence": (none, None, multi, WITH_THE_DAYS_THAT_EXIST),
+        "estimated_performance": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "segment_drift": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
     }
@@ -121,6 +125,7 @@ def test_checks():
         ("drift_report", "important_features_stable"),
         ("drift_report", "joint_distribution_stable"),
         ("drift_evidence", "evidence_across_days"),
+        ("estimated_performance", "estimated_performance_within_bounds"),
         ("segment_drift", "segments_stable"),
     } | {(key, "freshness_check") for key in DAILY}
     # The data checks are scoped to the day they check.

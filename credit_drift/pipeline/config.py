@@ -34,6 +34,8 @@ class PipelineConfig:
     #: The evidence-across-days detector (`drift_evidence`): span, allowance, threshold, and
     #: the status shares (the policy's).
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    #: estimated_performance is ALERT below this label-free estimated AUC (0: no bound).
+    min_estimated_auc: float = 0.6
     #: The segments `segment_drift` tests on their own (no columns: none), fitted into the
     #: reference profile when it is built.
     segments: SegmentSpec = field(default_factory=SegmentSpec)
@@ -55,6 +57,7 @@ class PipelineConfig:
             alert_severity=settings.alert_severity,
             alert_webhook_url=settings.alert_webhook_url,
             positive_label=settings.positive_label,
+            min_estimated_auc=settings.min_estimated_auc,
             evidence=EvidenceSettings(
                 days=settings.evidence_days,
                 allowance=settings.evidence_allowance,
