@@ -165,6 +165,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(plus 7) are measured again once a day.",
     ),
     EnvVar(
+        "CREDIT_DRIFT_MIN_ESTIMATED_AUC",
+        "0.6",
+        "estimated_performance is ALERT (and its check fails) when the day's label-free "
+        "estimated AUC is below this (0.6 = a Gini of 0.2); 0 disables the bound.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_SEGMENTS",
         "",
         "Comma-separated segment columns tested on their own by segment_drift: score_band (the "
@@ -410,6 +416,14 @@ def executor_settings(env: Mapping[str, str] | None = None) -> ExecutorSettings:
     return ExecutorSettings(kind, broker)
 
 
+def _min_auc(raw: RawSettings) -> float:
+    name = "CREDIT_DRIFT_MIN_ESTIMATED_AUC"
+    value = _non_negative(name, raw)
+    if value > 1:
+        raise SettingsError(f"{raw.where(name)}={raw(name)!r} must be an AUC, within [0, 1]")
+    return value
+
+
 def _positive_int(name: str, raw: RawSettings) -> int:
     value = raw(name)
     if not value.isdigit() or int(value) < 1:
@@ -471,6 +485,7 @@ class Settings:
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
     outcome_horizon_days: float = 30.0
+    min_estimated_auc: float = 0.6
     segments: tuple[str, ...] = ()
     score_bands: tuple[float, ...] = (0.05, 0.1, 0.2)
     segment_min_rows: int = 100
@@ -543,6 +558,7 @@ class Settings:
             evidence_allowance=_non_negative("CREDIT_DRIFT_EVIDENCE_ALLOWANCE", raw),
             evidence_threshold=_positive("CREDIT_DRIFT_EVIDENCE_THRESHOLD", raw),
             outcome_horizon_days=_positive("CREDIT_DRIFT_OUTCOME_HORIZON_DAYS", raw),
+            min_estimated_auc=_min_auc(raw),
             segments=_names("CREDIT_DRIFT_SEGMENTS", raw),
             score_bands=_score_bands(raw),
             segment_min_rows=_positive_int("CREDIT_DRIFT_SEGMENT_MIN_ROWS", raw),
@@ -594,6 +610,7 @@ class Settings:
             "CREDIT_DRIFT_EVIDENCE_ALLOWANCE": repr(self.evidence_allowance),
             "CREDIT_DRIFT_EVIDENCE_THRESHOLD": repr(self.evidence_threshold),
             "CREDIT_DRIFT_OUTCOME_HORIZON_DAYS": repr(self.outcome_horizon_days),
+            "CREDIT_DRIFT_MIN_ESTIMATED_AUC": repr(self.min_estimated_auc),
             "CREDIT_DRIFT_SEGMENTS": ",".join(self.segments),
             "CREDIT_DRIFT_SCORE_BANDS": ",".join(repr(e) for e in self.score_bands),
             "CREDIT_DRIFT_SEGMENT_MIN_ROWS": str(self.segment_min_rows),

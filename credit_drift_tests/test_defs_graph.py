@@ -21,6 +21,7 @@ DAILY = {
     "stability_report",
     "drift_evidence",
     "realized_performance",
+    "estimated_performance",
     "segment_drift",
 }
 
@@ -59,6 +60,8 @@ def test_dependencies():
     assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
     # Reads its cohort from the database, not the day's 419-feature window.
     assert deps("realized_performance") == {"predictions", "outcomes", "reference_profile"}
+    # Label-free: the day's logged probabilities and the model's hold-out, no outcomes.
+    assert deps("estimated_performance") == {"production_window"}
     assert deps("segment_drift") == {"production_window", "reference_profile"}
 
 
@@ -117,6 +120,7 @@ def test_snapshot_of_what_runs_where():
             multi,
             while_cohorts_mature(OUTCOME_HORIZON_DAYS),
         ),
+        "estimated_performance": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "segment_drift": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
     }
@@ -132,6 +136,7 @@ def test_checks():
         ("drift_report", "important_features_stable"),
         ("drift_report", "joint_distribution_stable"),
         ("drift_evidence", "evidence_across_days"),
+        ("estimated_performance", "estimated_performance_within_bounds"),
         ("segment_drift", "segments_stable"),
     } | {(key, "freshness_check") for key in DAILY}
     # The data checks are scoped to the day they check.

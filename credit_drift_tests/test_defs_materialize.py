@@ -273,6 +273,8 @@ def test_only_the_shifted_features_are_flagged_and_an_old_schema_is_named(shifte
         "important_features_stable": True,
         "joint_distribution_stable": True,
         "evidence_across_days": True,
+        "estimated_performance_within_bounds": True,
+        "segments_stable": True,
     }
     # Three features of 419 is an OK share, but they are the model's strongest: the importance
     # check says so, with their names.

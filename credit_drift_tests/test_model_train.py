@@ -120,6 +120,7 @@ def test_artifacts_round_trip(trained, pool, tmp_path):
     assert names == [
         "feature_importance.json",
         "feature_schema.json",
+        "holdout.json",
         "metrics.json",
         "model.txt",
         "model_version.json",

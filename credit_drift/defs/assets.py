@@ -34,6 +34,7 @@ from credit_drift.defs.resources import (
     ReferenceProfileResource,
 )
 from credit_drift.pipeline import attribution as attribution_step
+from credit_drift.pipeline import estimated as estimated_step
 from credit_drift.pipeline import evidence as evidence_step
 from credit_drift.pipeline import evidently as evidently_step
 from credit_drift.pipeline import operations, performance, report, stability, window
@@ -67,6 +68,24 @@ def _all_days(results: dict[str, bool]) -> tuple[bool, str | None]:
     """A check over the run's days: passed when every day passed; the failing days named."""
     failing = [day for day, ok in results.items() if not ok]
     return not failing, (f"failing day(s): {', '.join(failing)}" if failing else None)
+
+
+def _status_check(
+    name: str, statuses: dict[str, str], metadata: dict, summary: str | None = None
+) -> dg.AssetCheckResult:
+    """A check over the run's days' statuses: passed when every day is OK or NO_DATA, ERROR
+    severity when one is ALERT (else WARN); the days' statuses in its metadata, the failing
+    days then `summary` in its description."""
+    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=calm,
+        severity=dg.AssetCheckSeverity.ERROR
+        if "ALERT" in statuses.values()
+        else dg.AssetCheckSeverity.WARN,
+        metadata={**md.per_day("status", statuses), **metadata},
+        description=summary if calm else ". ".join(t for t in (not_calm, summary) if t),
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"python", "sql"}, pool=DATABASE_POOL)
@@ -360,26 +379,17 @@ def _attribution_metadata(attribution) -> dict[str, dg.MetadataValue]:
 
 def _report_checks(reports: dict[str, report.DriftReportOutcome]) -> list[dg.AssetCheckResult]:
     statuses = {day: r.status for day, r in reports.items()}
-    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
     stable, moved = _all_days({d: not r.important_features_moved for d, r in reports.items()})
     joint, joint_moved = _all_days({d: not r.multivariate_drifted for d, r in reports.items()})
     not_run = [d for d, r in reports.items() if r.multivariate_drifted is None]
     summaries = "; ".join(f"{d} {r.status}: {r.summary}" for d, r in reports.items())
 
     return [
-        dg.AssetCheckResult(
-            check_name="drifted_share",
-            passed=calm,
-            severity=dg.AssetCheckSeverity.ERROR
-            if "ALERT" in statuses.values()
-            else dg.AssetCheckSeverity.WARN,
-            metadata={
-                **md.per_day("status", statuses),
-                **md.per_day(
-                    "drift_percentage", {d: r.drift_percentage for d, r in reports.items()}
-                ),
-            },
-            description=summaries if calm else f"{not_calm}. {summaries}",
+        _status_check(
+            "drifted_share",
+            statuses,
+            md.per_day("drift_percentage", {d: r.drift_percentage for d, r in reports.items()}),
+            summaries,
         ),
         dg.AssetCheckResult(
             check_name="important_features_stable",
@@ -573,21 +583,71 @@ def drift_evidence(
             },
             partition_key=day.key,
         )
-    statuses = {d: r.status for d, r in results.items()}
-    calm, not_calm = _all_days({d: s in ("OK", "NO_DATA") for d, s in statuses.items()})
-    check = dg.AssetCheckResult(
-        check_name="evidence_across_days",
-        passed=calm,
-        severity=dg.AssetCheckSeverity.ERROR
-        if "ALERT" in statuses.values()
-        else dg.AssetCheckSeverity.WARN,
-        metadata={
-            **md.per_day("status", statuses),
-            **md.per_day(
-                "flagged_features", {d: r.flagged_features[:20] for d, r in results.items()}
-            ),
-        },
-        description=not_calm,
+    check = _status_check(
+        "evidence_across_days",
+        {d: r.status for d, r in results.items()},
+        md.per_day("flagged_features", {d: r.flagged_features[:20] for d, r in results.items()}),
+    )
+    return dg.MaterializeResult(check_results=[check])
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    group_name=GROUP,
+    kinds={"numpy"},
+    automation_condition=DOWNSTREAM_OF_THE_DAY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "estimated_performance_within_bounds",
+            asset="estimated_performance",
+            partitions_def=daily_partitions,
+            description="WARN when an estimated metric leaves the band that days of the same "
+            "size drawn from the hold-out give; ERROR when the estimated AUC is below "
+            "CREDIT_DRIFT_MIN_ESTIMATED_AUC.",
+        ),
+    ],
+)
+def estimated_performance(
+    context: dg.AssetExecutionContext,
+    production_window: Windows,
+    project: ProjectResource,
+):  # a MaterializeResult: with check specs, Dagster takes no return annotation
+    """Label-free performance estimate of the day, the morning after (CBPE: no outcomes
+    needed): the logged probabilities calibrated on the model's hold-out (isotonic, checked
+    there), the expected confusion matrix, AUC, default rate and business cost, against the
+    band (mean +/- 3 std) of hold-out chunks of the day's size and the configured AUC bound.
+    It sees what a shift in WHO applies does to performance; it cannot see a change in how
+    often the same applicant defaults (concept drift): only realized outcomes show that."""
+    artifacts, config = project.artifacts(), project.config()
+    cbpe = estimated_step.cbpe_reference(artifacts)
+    results = {}
+    for day in day_windows(context):
+        out = estimated_step.estimate_day(artifacts, cbpe, production_window[day.key], config)
+        results[day.key] = out
+        if out.status in ("WARNING", "ALERT"):
+            context.log.warning(
+                f"ESTIMATED PERFORMANCE {out.status} window={day.key}: {out.summary}"
+            )
+        context.add_asset_metadata(
+            {
+                "status": out.status,
+                "summary": out.summary,
+                "n_predictions": dg.MetadataValue.int(out.n_predictions),
+                "n_other_model_version": dg.MetadataValue.int(out.n_other_model),
+                "raw_model_calibrated": dg.MetadataValue.bool(out.calibration.raw_is_calibrated),
+                **md.floats(**out.numbers()),
+                **(md.figures({"estimated_performance_figure": out.figure}) if out.figure else {}),
+            },
+            partition_key=day.key,
+        )
+    check = _status_check(
+        "estimated_performance_within_bounds",
+        {d: r.status for d, r in results.items()},
+        md.per_day(
+            "estimated_auc", {d: r.estimate.auc if r.estimate else None for d, r in results.items()}
+        ),
+        "; ".join(f"{d} {r.status}: {r.summary}" for d, r in results.items()),
     )
     return dg.MaterializeResult(check_results=[check])
 
@@ -759,5 +819,6 @@ daily_assets = [
     stability_report,
     drift_evidence,
     realized_performance,
+    estimated_performance,
     segment_drift,
 ]

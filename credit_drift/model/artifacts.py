@@ -13,6 +13,10 @@ Files of an artifacts directory (all text, written atomically by `save_artifacts
 - `feature_importance.json`: `{"importance_type": "gain", "normalized": true, "importance":
   {feature: share}}`, every schema feature in schema order, shares summing to 1 (all 0 only for
   a model without a single split).
+- `holdout.json` (optional; models trained before it have none): the held-out split's raw
+  probabilities and 0/1 outcomes, `{"probability": [...], "outcome": [...]}`, which the
+  label-free performance estimate calibrates on and takes its uncertainty band from. Not part of
+  the version: it describes how the model was validated, not what it computes.
 - `model_version.json`: `{"version", "feature_schema_version", "lightgbm_version"}`, a record
   for people. The version itself is always recomputed from content: the first 12 hex digits of
   sha256 over model.txt, feature_schema.json and threshold.json, so a hand-edited threshold is a
@@ -53,6 +57,7 @@ SCHEMA_FILE = "feature_schema.json"
 THRESHOLD_FILE = "threshold.json"
 METRICS_FILE = "metrics.json"
 IMPORTANCE_FILE = "feature_importance.json"
+HOLDOUT_FILE = "holdout.json"
 VERSION_FILE = "model_version.json"
 # The files whose content defines the model version, in hashing order.
 VERSIONED_FILES = (MODEL_FILE, SCHEMA_FILE, THRESHOLD_FILE)
@@ -96,6 +101,36 @@ class ThresholdReport:
             n_tn=int(data.get("n_tn", 0)),
             n_candidates=int(data.get("n_candidates", 0)),
         )
+
+
+@dataclass(frozen=True, eq=False)
+class HoldOut:
+    """The held-out split as the model scored it: raw probabilities and 0/1 outcomes."""
+
+    probability: np.ndarray
+    outcome: np.ndarray
+
+    def __post_init__(self) -> None:
+        p = np.asarray(self.probability, dtype=np.float64)
+        y = np.asarray(self.outcome)
+        if p.ndim != 1 or p.shape != y.shape or len(p) == 0:
+            raise ValueError(f"probability {p.shape} and outcome {y.shape}: equal, non-empty 1-D")
+        if not (np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()):
+            raise ValueError("probability must be finite and within [0, 1]")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("outcome must be 0 or 1")
+        object.__setattr__(self, "probability", p)
+        object.__setattr__(self, "outcome", y.astype(np.int8))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"probability": self.probability.tolist(), "outcome": self.outcome.tolist()}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "HoldOut":
+        data = json.loads(text)
+        return cls(np.asarray(data["probability"]), np.asarray(data["outcome"]))
 
 
 def lightgbm_feature_names(schema: FeatureSchema) -> list[str]:
@@ -172,6 +207,8 @@ class ModelArtifacts:
     version: str
     importance: dict[str, float]
     model_text: str = field(default="", repr=False)
+    #: The held-out split's probabilities and outcomes (None: trained before they were kept).
+    holdout: HoldOut | None = field(default=None, repr=False)
     _names_index: pd.Index = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -187,6 +224,7 @@ class ModelArtifacts:
         importance: dict[str, float],
         threshold: float | None = None,
         model_text: str | None = None,
+        holdout: HoldOut | None = None,
     ) -> "ModelArtifacts":
         threshold = threshold_report.threshold if threshold is None else float(threshold)
         if not math.isfinite(threshold):
@@ -201,6 +239,7 @@ class ModelArtifacts:
             version="",
             importance={n: float(importance.get(n, 0.0)) for n in schema.names},
             model_text=text,
+            holdout=holdout,
         )
         return dataclasses.replace(draft, version=_version(draft.file_texts()))
 
@@ -214,6 +253,7 @@ class ModelArtifacts:
             self.importance,
             threshold=threshold,
             model_text=self.model_text,
+            holdout=self.holdout,
         )
 
     # -- scoring ----------------------------------------------------------------------------
@@ -265,13 +305,16 @@ class ModelArtifacts:
             "normalized": True,
             "importance": {n: self.importance[n] for n in self.schema.names},
         }
-        return {
+        texts = {
             MODEL_FILE: self.model_text,
             SCHEMA_FILE: self.schema.to_json(),
             THRESHOLD_FILE: json.dumps(threshold, indent=1),
             METRICS_FILE: json.dumps(self.metrics, indent=1),
             IMPORTANCE_FILE: json.dumps(importance, indent=1),
         }
+        if self.holdout is not None:
+            texts[HOLDOUT_FILE] = self.holdout.to_json()
+        return texts
 
 
 def _version(texts: dict[str, str]) -> str:
@@ -298,6 +341,8 @@ def save_artifacts(artifacts: ModelArtifacts, directory: str | os.PathLike) -> P
         },
         indent=1,
     )
+    if artifacts.holdout is None:  # a stale hold-out would describe another model
+        (directory / HOLDOUT_FILE).unlink(missing_ok=True)
     for name, text in texts.items():  # model_version.json last: it vouches for the others
         tmp = directory / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
@@ -360,6 +405,12 @@ def load_artifacts(directory: str | os.PathLike) -> ModelArtifacts:
     if set(importance) != set(schema.names):
         raise corrupt(IMPORTANCE_FILE, "its features differ from feature_schema.json")
 
+    holdout = None
+    if (directory / HOLDOUT_FILE).is_file():
+        try:
+            holdout = HoldOut.from_json((directory / HOLDOUT_FILE).read_text(encoding="utf-8"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise corrupt(HOLDOUT_FILE, str(exc)) from exc
     artifacts = ModelArtifacts.create(
         booster,
         schema,
@@ -368,6 +419,7 @@ def load_artifacts(directory: str | os.PathLike) -> ModelArtifacts:
         importance,
         threshold=threshold,
         model_text=texts[MODEL_FILE],
+        holdout=holdout,
     )
     recorded = _recorded_version(directory / VERSION_FILE)
     if recorded is not None and recorded != artifacts.version:

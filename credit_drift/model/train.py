@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from credit_drift.data.loader import TrainingData
 from credit_drift.errors import CreditDriftError
 from credit_drift.model.artifacts import (
+    HoldOut,
     ModelArtifacts,
     ThresholdReport,
     lightgbm_feature_names,
@@ -176,7 +177,9 @@ def train_model(
         "training_seconds": training_seconds,
     }
     importance = dict(zip(schema.names, shares.tolist(), strict=True))
-    return ModelArtifacts.create(booster, schema, report, metrics, importance)
+    return ModelArtifacts.create(
+        booster, schema, report, metrics, importance, holdout=HoldOut(proba, y_test)
+    )
 
 
 def _check_costs(cost_fn: float, cost_fp: float) -> None:

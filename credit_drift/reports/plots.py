@@ -203,6 +203,55 @@ def plot_score_attribution(
     return _save(fig, path)
 
 
+def plot_estimated_performance(
+    estimate: Any, bands: Mapping[str, Any] | None, check: Any, min_auc: float, path: Path | str
+) -> Path:
+    """1x4 panel of a day's label-free estimate (`stats.cbpe`): the hold-out's reliability
+    (raw and cross-fitted calibrated PD against the observed default rate, per score decile),
+    then the estimated AUC, default rate and cost per application, each as a point against its
+    reference band (shaded) and, for the AUC, the configured bound (red line)."""
+    fig = _figure(16, 4.2)
+    ax_rel, *axes = fig.subplots(1, 4)
+    rel = check.reliability
+    top = max(float(rel["predicted"].max()), float(rel["observed"].max()), 1e-3)
+    ax_rel.plot([0, top], [0, top], color="gray", linewidth=0.8, linestyle="--")
+    ax_rel.plot(rel["predicted"], rel["observed"], "o-", color=RED, label="raw model")
+    ax_rel.plot(rel["calibrated"], rel["observed"], "o-", color=GREEN, label="calibrated")
+    ax_rel.set_xlabel("mean predicted PD (hold-out decile)")
+    ax_rel.set_ylabel("observed default rate")
+    ax_rel.set_title(
+        f"Hold-out calibration: ECE {check.raw_ece:.3f} raw, {check.calibrated_ece:.3f} calibrated",
+        fontsize=10,
+    )
+    ax_rel.legend(fontsize=8)
+    labels = {
+        "auc": "estimated AUC",
+        "default_rate": "estimated default rate",
+        "cost_per_application": "estimated cost / application",
+    }
+    for ax, (name, label) in zip(axes, labels.items(), strict=True):
+        ax.set_title(label, fontsize=10)
+        ax.set_xticks([])
+        if estimate is None:
+            _no_data(ax, "no predictions")
+            continue
+        value = estimate.metric(name)
+        band = (bands or {}).get(name)
+        inside = band is None or band.contains(value)
+        if band is not None:
+            ax.axhspan(band.lower, band.upper, color=GREEN, alpha=0.15, label="reference band")
+            ax.axhline(band.mean, color=GREEN, linewidth=0.8)
+        if name == "auc" and min_auc > 0:
+            ax.axhline(min_auc, color=RED, linewidth=1.2, label=f"bound {min_auc:g}")
+        ax.plot([0], [value], "o", markersize=10, color=GREEN if inside else ORANGE)
+        ax.annotate(f"{value:.4g}", (0, value), xytext=(10, 0), textcoords="offset points")
+        ax.set_xlim(-1, 1)
+        if band is not None or name == "auc":
+            ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
