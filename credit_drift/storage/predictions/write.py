@@ -238,11 +238,14 @@ def bulk_insert_predictions(
     source: str = "bulk",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     same_transaction: Callable[[Connection], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Fast path for large backfills: one transaction, PostgreSQL binary COPY, SQLite
     executemany. Per-row arguments take an array of n values or one scalar for every row;
     `request_ids` default to fresh `<source>-<uuid4>` ids. Returns the number of rows.
-    `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`."""
+    `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`;
+    `before_commit()` runs last, just before the commit: if it raises, nothing is written
+    (the API checks there that its caller is still waiting)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     p = len(schema)
     if matrix.ndim != 2 or matrix.shape[1] != p:
@@ -299,6 +302,8 @@ def bulk_insert_predictions(
                 _copy_in_postgresql(conn, schema, cols, chunk_rows)
             else:
                 _executemany_sqlite(conn, schema, cols, chunk_rows)
+            if before_commit is not None:
+                before_commit()
     except sa.exc.IntegrityError as exc:
         _raise_if_duplicates(engine, request_ids, exc)
         raise
