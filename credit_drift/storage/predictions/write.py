@@ -310,12 +310,24 @@ def bulk_insert_predictions(
     return n
 
 
+# A feature vector (419 float8, 3.4 KB) is above PostgreSQL's TOAST threshold, so every row is
+# compressed, and pglz (the server's default) is the largest cost of a bulk COPY; lz4 halves
+# the write for a few percent more disk (benchmarks/README.md, "Load"). Set for this
+# transaction only, where the server has lz4 (PostgreSQL 14+ built with it); each row keeps
+# the method it was written with and reads back the same.
+_LZ4_FOR_THIS_TRANSACTION = (
+    "SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings "
+    "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+)
+
+
 def _copy_in_postgresql(
     conn: Connection, schema: FeatureSchema, cols: _BulkColumns, chunk_rows: int
 ) -> None:
     reader = _IterReader(_copy_chunks(cols, schema.version, chunk_rows))
     cursor = conn.connection.cursor()
     try:
+        cursor.execute(_LZ4_FOR_THIS_TRANSACTION)
         cursor.copy_expert(
             f"COPY predictions ({_COPY_COLUMNS}) FROM STDIN (FORMAT binary)",
             reader,
