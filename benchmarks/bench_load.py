@@ -181,7 +181,9 @@ def _count(url: str, table: str) -> int:
 
 def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Path, args):
     singles = bodies_for(pool, 500, 1)
-    batches = bodies_for(pool, 5, args.batch_size, split=True)
+    batches = bodies_for(
+        pool, max(1, min(5, len(pool) // args.batch_size)), args.batch_size, split=True
+    )
     steps: list[Step] = []
     with server("ours", url, artifacts_dir, workdir) as port:
         for c in args.concurrency:

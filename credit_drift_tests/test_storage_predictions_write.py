@@ -1,42 +1,29 @@
 """Writing wide feature vectors in bulk: lz4-compressed on PostgreSQL, read back bit for bit;
 `before_commit` raising writes nothing (both databases)."""
 
-import datetime as dt
-
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from credit_drift.features import FeatureSchema, FeatureSpec
-from credit_drift.storage import db
 from credit_drift.storage.predictions import bulk_insert_predictions, read_predictions
-from credit_drift.storage.windows import window_bounds_for_day
+from credit_drift_tests.test_storage_predictions import (  # noqa: F401 - fixture
+    END,
+    START,
+    engine,
+)
 
-DAY = dt.date(2026, 11, 2)
-START, END = window_bounds_for_day(DAY)
 # As wide as the project's model: a vector (3.4 KB) above PostgreSQL's TOAST threshold.
 WIDE = FeatureSchema(tuple(FeatureSpec(f"F{j:03d}") for j in range(419)))
 
 
-@pytest.fixture(autouse=True)
-def _dispose_engines():
-    yield
-    db.dispose_engines()
-
-
-@pytest.fixture
-def engine(db_url):
-    db.upgrade(db_url)
-    return db.make_engine(db_url)
-
-
-def _write(engine, matrix: np.ndarray, **kw) -> int:
+def _write(target, matrix: np.ndarray, **kw) -> int:
     n = matrix.shape[0]
     stamps = np.array(
         [np.datetime64("2026-11-02T03:00:00") + np.timedelta64(i, "s") for i in range(n)]
     )
     return bulk_insert_predictions(
-        engine,
+        target,
         WIDE,
         created_at=stamps,
         matrix=matrix,
@@ -58,7 +45,9 @@ def _wide_matrix(n: int) -> np.ndarray:
     return matrix
 
 
-def test_wide_vectors_are_lz4_compressed_on_postgresql_and_read_back_exactly(engine):
+def test_wide_vectors_are_lz4_compressed_on_postgresql_and_read_back_exactly(
+    engine,  # noqa: F811
+):
     matrix = _wide_matrix(5)
     assert _write(engine, matrix) == 5
     window = read_predictions(engine, WIDE, START, END)
@@ -72,7 +61,7 @@ def test_wide_vectors_are_lz4_compressed_on_postgresql_and_read_back_exactly(eng
             assert set(methods) == {"lz4"}
 
 
-def test_a_failing_before_commit_writes_nothing(engine):
+def test_a_failing_before_commit_writes_nothing(engine):  # noqa: F811
     def refuse() -> None:
         raise TimeoutError("the caller stopped waiting")
 
