@@ -25,6 +25,8 @@ Side by side in the same run, on the same database: the notebook-style baseline 
 gets the same single requests at `--naive-concurrency` (default 1 and 32; its rows go to its own
 table, checked the same way). The summary gives, per database, single predictions/s at c=32
 against the same server's sequential throughput (c=1) and against the baseline's best.
+`--ungrouped-concurrency` also runs the single requests against the same API with group commit
+off (`ServingConfig(group_commit_max_rows=1)`: every request committed alone), for the A/B.
 Prints a markdown table, the machine and the load average (`uptime`) at start and end.
 """
 
@@ -212,6 +214,15 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
         while api_rows < expected and time.monotonic() < deadline:
             time.sleep(0.5)
             api_rows = _count(url, "api_logs WHERE endpoint LIKE '/predict%'")
+    if args.ungrouped_concurrency:
+        # The same server with every request committed alone (no group commit).
+        with server("ours-ungrouped", url, artifacts_dir, workdir) as port:
+            for c in args.ungrouped_concurrency:
+                single = Step(database, "single", c, api="ungrouped")
+                _send(port, "/predict", singles, 1, args.requests, c, single, args.step_seconds)
+                _check_logged(url, single)
+                steps.append(single)
+                print("| " + " | ".join(map(str, _row(single))) + " |", file=sys.stderr)
     if args.naive_concurrency:
         with server("naive", url, artifacts_dir, workdir) as port:
             for c in args.naive_concurrency:
@@ -315,6 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=lambda text: [int(x) for x in text.split(",") if x],
         default=[1, 32],
         help="concurrencies of the notebook-style baseline, single requests ('' to skip)",
+    )
+    parser.add_argument(
+        "--ungrouped-concurrency",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[],
+        help="also run single requests against the same API with group commit off "
+        "(group_commit_max_rows=1) at these concurrencies, e.g. 1,32",
     )
     parser.add_argument(
         "--naive-requests", type=int, default=300, help="single requests per baseline step"
