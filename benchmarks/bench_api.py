@@ -158,8 +158,14 @@ def server(kind: str, database_url: str, artifacts_dir: Path, workdir: Path) -> 
             "log_level='warning')",
             str(port),
         ]
-    elif kind == "ours-async":
-        # The same API with ServingConfig(postgres_synchronous_commit=False).
+    elif kind in ("ours-async", "ours-ungrouped"):
+        # The same API with ServingConfig(postgres_synchronous_commit=False), or with every
+        # request committed alone (group_commit_max_rows=1: as before group commit).
+        option = (
+            "postgres_synchronous_commit=False"
+            if kind == "ours-async"
+            else "group_commit_max_rows=1"
+        )
         cmd = [
             sys.executable,
             "-c",
@@ -167,7 +173,7 @@ def server(kind: str, database_url: str, artifacts_dir: Path, workdir: Path) -> 
             "from credit_drift.serving.config import ServingConfig; "
             "from credit_drift.settings import Settings; "
             "app = create_app(Settings.from_env(), "
-            "config=ServingConfig(postgres_synchronous_commit=False)); "
+            f"config=ServingConfig({option})); "
             "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_level='warning', "
             "access_log=False)",
             str(port),

@@ -18,7 +18,16 @@ concurrency c, c client threads with their own keep-alive connection send `--req
 - p50 / p95 / p99: client-observed latency per request.
 
 After the last step the server's `api_logs` must hold one row per request sent (checked, and
-printed). Prints a markdown table, the machine and the load average.
+printed).
+
+Side by side in the same run, on the same database: the notebook-style baseline of
+`bench_api.py` (`naive`: pydantic, a DataFrame per request, one INSERT and commit per request)
+gets the same single requests at `--naive-concurrency` (default 1 and 32; its rows go to its own
+table, checked the same way). The summary gives, per database, single predictions/s at c=32
+against the same server's sequential throughput (c=1) and against the baseline's best.
+`--ungrouped-concurrency` also runs the single requests against the same API with group commit
+off (`ServingConfig(group_commit_max_rows=1)`: every request committed alone), for the A/B.
+Prints a markdown table, the machine and the load average (`uptime`) at start and end.
 """
 
 import argparse
@@ -38,6 +47,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_api import (  # noqa: E402 - the benchmarks share their server and data helpers
     DEFAULT_PG_URL,
+    NAIVE_TABLE,
     bodies_for,
     postgres_schema,
     prepare_model,
@@ -53,6 +63,7 @@ class Step:
     database: str
     kind: str  # "single" or "batch of N"
     concurrency: int
+    api: str = "credit-drift"  # or "naive" (the notebook-style baseline)
     sent: int = 0
     acknowledged: int = 0
     server_errors: int = 0
@@ -134,14 +145,14 @@ def _send(
     step.wall_s = time.perf_counter() - t0
 
 
-def _check_logged(url: str, step: Step) -> None:
+def _check_logged(url: str, step: Step, table_name: str = "predictions") -> None:
     """logged / lost / duplicated for the request ids this step was answered."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            table = sa.table("predictions", sa.column("request_id"))
+            table = sa.table(table_name, sa.column("request_id"))
             counts: dict[str, int] = {}
             ids = step.request_ids
             for k in range(0, len(ids), 5_000):
@@ -172,7 +183,9 @@ def _count(url: str, table: str) -> int:
 
 def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Path, args):
     singles = bodies_for(pool, 500, 1)
-    batches = bodies_for(pool, 5, args.batch_size, split=True)
+    batches = bodies_for(
+        pool, max(1, min(5, len(pool) // args.batch_size)), args.batch_size, split=True
+    )
     steps: list[Step] = []
     with server("ours", url, artifacts_dir, workdir) as port:
         for c in args.concurrency:
@@ -201,7 +214,56 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
         while api_rows < expected and time.monotonic() < deadline:
             time.sleep(0.5)
             api_rows = _count(url, "api_logs WHERE endpoint LIKE '/predict%'")
+    if args.ungrouped_concurrency:
+        # The same server with every request committed alone (no group commit).
+        with server("ours-ungrouped", url, artifacts_dir, workdir) as port:
+            for c in args.ungrouped_concurrency:
+                single = Step(database, "single", c, api="ungrouped")
+                _send(port, "/predict", singles, 1, args.requests, c, single, args.step_seconds)
+                _check_logged(url, single)
+                steps.append(single)
+                print("| " + " | ".join(map(str, _row(single))) + " |", file=sys.stderr)
+    if args.naive_concurrency:
+        with server("naive", url, artifacts_dir, workdir) as port:
+            for c in args.naive_concurrency:
+                single = Step(database, "single", c, api="naive")
+                _send(port, "/predict", singles, 1, args.naive_requests, c, single, 60.0)
+                _check_logged(url, single, NAIVE_TABLE)
+                steps.append(single)
+                print("| " + " | ".join(map(str, _row(single))) + " |", file=sys.stderr)
     return steps, expected, api_rows
+
+
+def _pred_per_s(steps: Sequence[Step], api: str, concurrency: int | None = None) -> float:
+    """Single predictions/s of `api` at `concurrency` (None: its best)."""
+    rates = [
+        s.acknowledged / s.wall_s
+        for s in steps
+        if s.api == api
+        and s.kind == "single"
+        and s.wall_s
+        and (concurrency is None or s.concurrency == concurrency)
+    ]
+    return max(rates, default=float("nan"))
+
+
+def summary(database: str, steps: Sequence[Step], at: int = 32) -> str:
+    ours = _pred_per_s(steps, "credit-drift", at)
+    sequential = _pred_per_s(steps, "credit-drift", 1)
+    naive = _pred_per_s(steps, "naive")
+    p99 = next(
+        (
+            s.percentile(0.99)
+            for s in steps
+            if s.api == "credit-drift" and s.kind == "single" and s.concurrency == at
+        ),
+        float("nan"),
+    )
+    return (
+        f"- {database}: single predictions at c={at}: {ours:,.0f}/s (p99 {p99:.1f} ms) = "
+        f"{ours / sequential:.1f}x the same server's sequential {sequential:,.0f}/s and "
+        f"{ours / naive:.1f}x the baseline's best {naive:,.0f}/s"
+    )
 
 
 def _per_body(step: Step) -> int:
@@ -211,6 +273,7 @@ def _per_body(step: Step) -> int:
 def _row(s: Step) -> list:
     return [
         s.database,
+        s.api,
         s.kind,
         s.concurrency,
         f"{s.sent:,}",
@@ -229,6 +292,7 @@ def _row(s: Step) -> list:
 
 HEADER = [
     "database",
+    "API",
     "requests",
     "concurrency",
     "sent",
@@ -257,6 +321,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated client connections (default 1,8,32,64)",
     )
     parser.add_argument("--step-seconds", type=float, default=30.0, help="time cap per step")
+    parser.add_argument(
+        "--naive-concurrency",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[1, 32],
+        help="concurrencies of the notebook-style baseline, single requests ('' to skip)",
+    )
+    parser.add_argument(
+        "--ungrouped-concurrency",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[],
+        help="also run single requests against the same API with group commit off "
+        "(group_commit_max_rows=1) at these concurrencies, e.g. 1,32",
+    )
+    parser.add_argument(
+        "--naive-requests", type=int, default=300, help="single requests per baseline step"
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--postgres-url", default=DEFAULT_PG_URL)
@@ -291,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"- {database}: api_logs rows for /predict*: {api_rows:,} of {expected:,} requests")
         if api_rows < expected:
             failures.append(f"{database}: {expected - api_rows} api_logs rows missing")
+        print(summary(database, steps, 32 if 32 in args.concurrency else max(args.concurrency)))
         for s in steps:
             if s.lost or s.duplicated or s.server_errors:
                 failures.append(f"{database} {s.kind} c={s.concurrency}: lost/dup/5xx")

@@ -38,6 +38,10 @@ class ServingConfig:
         on this project's VMs). False sets `synchronous_commit = off` for the API's own
         transactions only: the row is committed and visible before the answer, but a crash of
         the PostgreSQL server (not of the API) can lose the last ~0.6 s of them. Never corrupts.
+    group_commit_max_rows: the most prediction rows written in one transaction by a group
+        commit (concurrent requests' rows committed together, each answered after that
+        commit; see `serving.group_commit`). A larger request is written alone. 1 commits
+        every request on its own (no grouping).
     shutdown_flush_seconds: how long shutdown waits for queued `api_logs` rows to be written
         (they are lost after that, e.g. when the database is down at shutdown).
     """
@@ -59,6 +63,7 @@ class ServingConfig:
     max_listed_errors: int = 500
     shutdown_flush_seconds: float = 5.0
     postgres_synchronous_commit: bool = True
+    group_commit_max_rows: int = 1_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,6 +72,7 @@ class ServingConfig:
             "max_batch_body_bytes",
             "max_outcomes",
             "log_batch_rows",
+            "group_commit_max_rows",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(

@@ -258,6 +258,11 @@ class DatabaseGate:
         self._readiness = Readiness(False, _state_of(self._last_public), self._last_public, now)
         return DatabaseUnavailable(self._last_error, self.retry_seconds, self._last_public)
 
+    def deadline_passed(self, what: str) -> DatabaseUnavailable:
+        """The error for a write that waited past the gate's bound before it could start (a
+        group commit's queue): a timeout, which marks the database down like any other."""
+        return self._fail(_Deadline(f"{what} (bound {self.timeout_seconds:g} s)"))
+
     # -- bounded calls -------------------------------------------------------------------------
     def _executor(self) -> ThreadPoolExecutor:
         with self._calls_lock:

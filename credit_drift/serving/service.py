@@ -20,16 +20,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.database import DatabaseGate
+from credit_drift.serving.group_commit import GroupCommit
 from credit_drift.serving.validation import ApplicationValidator, ValidatedApplications
-from credit_drift.storage.predictions import (
-    PredictionRow,
-    bulk_insert_predictions,
-    insert_predictions,
-)
+from credit_drift.storage.predictions import bulk_insert_predictions
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +46,22 @@ class ScoredBatch:
     @property
     def per_row_ms(self) -> float:
         return self.inference_time_ms / max(len(self.request_ids), 1)
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """One request's predictions waiting for their (group) commit."""
+
+    matrix: np.ndarray
+    categorical: Sequence[dict[str, str] | None] | None
+    probability: np.ndarray
+    decision: np.ndarray
+    request_ids: list[str]
+    created_at: list[dt.datetime]
+    per_row_ms: float
+    source: str
+    hook: Callable[[Connection], None] | None
+    application_ids: Sequence[str | int | None] | None = None
 
 
 class ScoringService:
@@ -85,6 +98,10 @@ class ScoringService:
             timeout_seconds=self.config.database_timeout_seconds,
             synchronous_commit=self.config.postgres_synchronous_commit,
             ready_cache_seconds=self.config.ready_cache_seconds,
+        )
+
+        self.group_commit: GroupCommit[_Rows] = GroupCommit(
+            self.gate, self._write_rows, max_rows=self.config.group_commit_max_rows
         )
 
     # -- scoring -----------------------------------------------------------------------------
@@ -152,11 +169,11 @@ class ScoringService:
         same_transaction: "Callable[[Connection, ScoredBatch], None] | None" = None,
         application_ids: Sequence[str | int | None] | None = None,
     ) -> ScoredBatch:
-        """Write one `predictions` row per row of `matrix` (one transaction); `created_at`
-        None means now (UTC); `application_ids`: one id (or None) per row, or None.
-        `same_transaction(conn, answers)` runs first in that transaction with the answers
-        about to be returned (the API stores an idempotency key's answer there); if it
-        raises, nothing is logged."""
+        """Write one `predictions` row per row of `matrix` (one transaction, shared with
+        concurrent requests: `serving.group_commit`); `created_at` None means now (UTC);
+        `application_ids`: one id (or None) per row, or None. `same_transaction(conn, answers)`
+        runs first in that transaction with the answers about to be returned (the API stores an
+        idempotency key's answer there); if it raises, nothing is logged."""
         n = matrix.shape[0]
         decision = self.decide(proba)
         per_row = inference_time_ms / max(n, 1)
@@ -176,44 +193,59 @@ class ScoringService:
             source=source,
         )
         hook = None if same_transaction is None else (lambda conn: same_transaction(conn, scored))
-        if n == 1:
-            row = PredictionRow(
-                created_at=stamps[0],
-                request_id=request_ids[0],
-                features=matrix[0],
-                categorical=None if cats is None else cats[0],
-                probability=float(proba[0]),
-                decision=str(decision[0]),
-                threshold=self.threshold,
-                model_version=self.model_version,
-                inference_time_ms=per_row,
-                source=source,
-                application_id=None if application_ids is None else application_ids[0],
-            )
-            self.gate.run(
-                lambda engine: insert_predictions(engine, self.schema, [row], same_transaction=hook)
-            )
-        else:
-            when = pd.DatetimeIndex(stamps)
-            self.gate.run(
-                lambda engine: bulk_insert_predictions(
-                    engine,
-                    self.schema,
-                    created_at=when,
-                    matrix=matrix,
-                    categorical=cats,
-                    probability=proba,
-                    decision=decision,
-                    threshold=self.threshold,
-                    model_version=self.model_version,
-                    inference_time_ms=per_row,
-                    request_ids=list(request_ids),
-                    application_ids=application_ids,
-                    source=source,
-                    same_transaction=hook,
-                )
-            )
+        ids = scored.request_ids
+        rows = _Rows(
+            matrix, cats, proba, decision, ids, stamps, per_row, source, hook, application_ids
+        )
+        # Committed with the rows of concurrent requests, in one transaction (group commit).
+        self.group_commit.commit(rows, n, key=source)
         return scored
+
+    def _write_rows(
+        self, engine: Engine, groups: Sequence["_Rows"], before_commit: Callable[[], None]
+    ) -> None:
+        """Write the rows of one or more requests in one transaction (a group commit), running
+        each request's `same_transaction` hook in it first and `before_commit` last."""
+        first = groups[0]
+        if len(groups) == 1:
+            matrix, proba, decision = first.matrix, first.probability, first.decision
+        else:
+            matrix = np.vstack([g.matrix for g in groups])
+            proba = np.concatenate([g.probability for g in groups])
+            decision = np.concatenate([g.decision for g in groups])
+        categorical = None
+        if any(g.categorical is not None for g in groups):
+            categorical = [c for g in groups for c in (g.categorical or [None] * g.matrix.shape[0])]
+        hooks = [g.hook for g in groups if g.hook is not None]
+        application_ids = None
+        if any(g.application_ids is not None for g in groups):
+            application_ids = [
+                a for g in groups for a in (g.application_ids or [None] * g.matrix.shape[0])
+            ]
+
+        def same_transaction(conn: Connection) -> None:
+            for hook in hooks:
+                hook(conn)
+
+        bulk_insert_predictions(
+            engine,
+            self.schema,
+            created_at=pd.DatetimeIndex([t for g in groups for t in g.created_at]),
+            matrix=matrix,
+            categorical=categorical,
+            probability=proba,
+            decision=decision,
+            threshold=self.threshold,
+            model_version=self.model_version,
+            inference_time_ms=np.concatenate(
+                [np.full(g.matrix.shape[0], g.per_row_ms) for g in groups]
+            ),
+            request_ids=[r for g in groups for r in g.request_ids],
+            application_ids=application_ids,
+            source=first.source,
+            same_transaction=same_transaction if hooks else None,
+            before_commit=before_commit,
+        )
 
     def score_frame(
         self,

@@ -260,13 +260,16 @@ def bulk_insert_predictions(
     source: str = "bulk",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     same_transaction: Callable[[Connection], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Fast path for large backfills: one transaction, PostgreSQL binary COPY, SQLite
     executemany. Per-row arguments take an array of n values or one scalar for every row;
     `request_ids` default to fresh `<source>-<uuid4>` ids; `application_ids` (None, or one id
     or None per row; integers are stored as decimal text) link the rows to outcomes. Returns
     the number of rows.
-    `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`."""
+    `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`;
+    `before_commit()` runs last, just before the commit: if it raises, nothing is written
+    (the API checks there that its caller is still waiting)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     p = len(schema)
     if matrix.ndim != 2 or matrix.shape[1] != p:
@@ -324,10 +327,23 @@ def bulk_insert_predictions(
                 _copy_in_postgresql(conn, schema, cols, chunk_rows)
             else:
                 _executemany_sqlite(conn, schema, cols, chunk_rows)
+            if before_commit is not None:
+                before_commit()
     except sa.exc.IntegrityError as exc:
         _raise_if_duplicates(engine, request_ids, exc)
         raise
     return n
+
+
+# A feature vector (419 float8, 3.4 KB) is above PostgreSQL's TOAST threshold, so every row is
+# compressed, and pglz (the server's default) is the largest cost of a bulk COPY; lz4 halves
+# the write for a few percent more disk (benchmarks/README.md, "Load"). Set for this
+# transaction only, where the server has lz4 (PostgreSQL 14+ built with it); each row keeps
+# the method it was written with and reads back the same.
+_LZ4_FOR_THIS_TRANSACTION = (
+    "SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings "
+    "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+)
 
 
 def _copy_in_postgresql(
@@ -336,6 +352,7 @@ def _copy_in_postgresql(
     reader = _IterReader(_copy_chunks(cols, schema.version, chunk_rows))
     cursor = conn.connection.cursor()
     try:
+        cursor.execute(_LZ4_FOR_THIS_TRANSACTION)
         cursor.copy_expert(
             f"COPY predictions ({_COPY_COLUMNS}) FROM STDIN (FORMAT binary)",
             reader,
