@@ -353,6 +353,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         seed=args.seed,
         progress=not args.no_progress,
         verbose=args.verbose,
+        scenario=args.scenario,
     )
 
 
@@ -585,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trees", type=int, help="LightGBM trees (default: the trainer's 400)")
     p.add_argument("--start-date", default="2026-11-01", help="first day (default 2026-11-01)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument(
+        "--scenario",
+        default="notebook",
+        help="traffic scenario (default notebook: clean, gradual, sudden; concept_drift: clean "
+        "features and a downturn only the outcomes show)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log")
     p.set_defaults(func=cmd_demo)

@@ -60,6 +60,7 @@ def print_status(s: Settings) -> None:
             f"{r.n_features_drifted:>4}/{r.n_features_analyzed:<4}"
             f"{_pct(r.drift_percentage):>11}{_pct(r.weighted_drift_percentage):>12}  {r.status}"
         )
+    print_realized(s, engine, [str(d)[:10] for d in reports["report_date"]])
     alerts = read_alerts(engine)
     if len(alerts):
         print("\nalerts raised:")
@@ -69,6 +70,55 @@ def print_status(s: Settings) -> None:
                 f"  {str(a.report_date)[:10]} {a.severity}: {a.drift_percentage:.1f}% drifted "
                 f"(webhook: {a.webhook_status}); top: {top}"
             )
+
+
+def print_realized(s: Settings, engine, days: list[str]) -> None:
+    """The realized performance of each day's cohort as of now (read from the database, the
+    same numbers as realized_performance's), when any outcome was recorded."""
+    import datetime as dt
+
+    from credit_drift.model.artifacts import ArtifactsError, load_artifacts
+    from credit_drift.pipeline.performance import performance_of_cohort
+    from credit_drift.storage.outcomes import latest_outcome_change, read_cohort
+    from credit_drift.storage.windows import DayWindow
+
+    if latest_outcome_change(engine) is None:
+        return
+    try:
+        metrics = load_artifacts(s.artifacts_dir).metrics
+    except ArtifactsError:
+        metrics = {}
+    now = dt.datetime.now(dt.UTC)
+    validation = metrics.get("cost_per_application")
+    print(
+        "\nrealized performance (outcomes observed by now; cost per application at validation: "
+        f"{'-' if validation is None else f'{validation:.3f}'}):"
+    )
+    print(
+        f"{'day':<12}{'status':<11}{'labeled':>9}{'default rate':>14}{'mean PD':>9}"
+        f"{'AUC':>7}{'cost/app':>10}"
+    )
+    for key in days:
+        day = DayWindow.of(key)
+        status, _, p = performance_of_cohort(
+            read_cohort(engine, day, as_of=now),
+            day,
+            as_of=now,
+            horizon_days=s.outcome_horizon_days,
+            edges=None,
+            model_metrics=metrics,
+        )
+        print(
+            f"{key:<12}{status:<11}{'-' if p.n == 0 else f'{p.labeled_share:.0%}':>9}"
+            f"{_num(p.observed_default_rate):>14}{_num(p.mean_pd):>9}{_num(p.auc):>7}"
+            f"{_num(p.cost_per_application):>10}"
+        )
+
+
+def _num(value) -> str:
+    import math
+
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def _pct(value) -> str:

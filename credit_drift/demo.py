@@ -135,9 +135,11 @@ def run_demo(
     seed: int = 42,
     progress: bool = True,
     verbose: bool = False,
+    scenario: str = "notebook",
 ) -> DemoPaths:
     """Run the demo end to end; returns where its state lives. Prints one line per step and
-    per day (`verbose`: Dagster's event log too)."""
+    per day (`verbose`: Dagster's event log too). `scenario`: the traffic sent (the notebook's
+    by default; `concept_drift` shows a downturn that only the outcomes see)."""
     paths = fresh_state(home)
     os.environ.update(paths.environment())
     from credit_drift import orchestration
@@ -176,17 +178,26 @@ def run_demo(
     process, url = start_api(paths)
     try:
         print(f"    {url} (log: {paths.home / 'api.log'})")
-        step("sending the notebook's 8 batches through the API", f"{batch_size} per batch, 1/day")
+        from credit_drift.simulator.scenario import load_scenario
+
+        traffic = load_scenario(scenario)
+        step(
+            f"sending the {traffic.name} scenario's {len(traffic)} batches through the API",
+            f"{batch_size} per batch, 1/day",
+        )
         summary = simulate(
             url,
             pool=data_paths.pool,
-            scenario="notebook",
+            scenario=traffic,
             batch_size=batch_size,
             seed=seed,
             start_date=start_date,
             batch_interval="1d",
             request_size=min(100, batch_size),
             progress=progress,
+            # Each application's default, drawn from the synthetic data's risk model and
+            # observed 14 days after scoring, posted to /outcomes: realized_performance.
+            outcomes=True,
         )
     finally:
         process.terminate()

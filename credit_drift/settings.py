@@ -158,6 +158,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "features gets the WARNING / ALERT shares.",
     ),
     EnvVar(
+        "CREDIT_DRIFT_OUTCOME_HORIZON_DAYS",
+        "30",
+        "Days after its scoring day by which a cohort's outcomes count as matured "
+        "(realized_performance: immature / partial before, mature after); the days within it "
+        "(plus 7) are measured again once a day.",
+    ),
+    EnvVar(
         "CREDIT_DRIFT_MIN_ESTIMATED_AUC",
         "0.6",
         "estimated_performance is ALERT (and its check fails) when the day's label-free "
@@ -477,6 +484,7 @@ class Settings:
     evidence_days: int = 7
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
+    outcome_horizon_days: float = 30.0
     min_estimated_auc: float = 0.6
     segments: tuple[str, ...] = ()
     score_bands: tuple[float, ...] = (0.05, 0.1, 0.2)
@@ -549,6 +557,7 @@ class Settings:
             evidence_days=_positive_int("CREDIT_DRIFT_EVIDENCE_DAYS", raw),
             evidence_allowance=_non_negative("CREDIT_DRIFT_EVIDENCE_ALLOWANCE", raw),
             evidence_threshold=_positive("CREDIT_DRIFT_EVIDENCE_THRESHOLD", raw),
+            outcome_horizon_days=_positive("CREDIT_DRIFT_OUTCOME_HORIZON_DAYS", raw),
             min_estimated_auc=_min_auc(raw),
             segments=_names("CREDIT_DRIFT_SEGMENTS", raw),
             score_bands=_score_bands(raw),
@@ -600,6 +609,7 @@ class Settings:
             "CREDIT_DRIFT_EVIDENCE_DAYS": str(self.evidence_days),
             "CREDIT_DRIFT_EVIDENCE_ALLOWANCE": repr(self.evidence_allowance),
             "CREDIT_DRIFT_EVIDENCE_THRESHOLD": repr(self.evidence_threshold),
+            "CREDIT_DRIFT_OUTCOME_HORIZON_DAYS": repr(self.outcome_horizon_days),
             "CREDIT_DRIFT_MIN_ESTIMATED_AUC": repr(self.min_estimated_auc),
             "CREDIT_DRIFT_SEGMENTS": ",".join(self.segments),
             "CREDIT_DRIFT_SCORE_BANDS": ",".join(repr(e) for e in self.score_bands),

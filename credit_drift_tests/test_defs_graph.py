@@ -20,6 +20,7 @@ DAILY = {
     "operational_metrics",
     "stability_report",
     "drift_evidence",
+    "realized_performance",
     "estimated_performance",
     "segment_drift",
 }
@@ -30,7 +31,7 @@ def _specs():
 
 
 def test_asset_keys():
-    assert set(_specs()) == DAILY | {"predictions", "reference_profile"}
+    assert set(_specs()) == DAILY | {"predictions", "outcomes", "reference_profile"}
 
 
 def test_daily_assets_share_one_daily_utc_partitioning():
@@ -57,6 +58,8 @@ def test_dependencies():
     assert deps("operational_metrics") == {"production_window", "reference_profile"}
     assert deps("stability_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
+    # Reads its cohort from the database, not the day's 419-feature window.
+    assert deps("realized_performance") == {"predictions", "outcomes", "reference_profile"}
     # Label-free: the day's logged probabilities and the model's hold-out, no outcomes.
     assert deps("estimated_performance") == {"production_window"}
     assert deps("segment_drift") == {"production_window", "reference_profile"}
@@ -84,12 +87,14 @@ def test_snapshot_of_what_runs_where():
         DOWNSTREAM_OF_THE_DAY,
         WHEN_THE_DAY_CLOSES,
         WITH_THE_DAYS_THAT_EXIST,
+        while_cohorts_mature,
     )
+    from credit_drift.defs.partitions import OUTCOME_HORIZON_DAYS
 
     def describe(key):
         assets_def = defs.resolve_assets_def(key)
         spec = _specs()[key]
-        carries = key in ("production_window", "feature_drift")
+        carries = key in ("production_window", "feature_drift", "realized_performance")
         return (
             assets_def.get_io_manager_key_for_asset_key(assets_def.key) if carries else "-",
             assets_def.op.pool,
@@ -109,6 +114,12 @@ def test_snapshot_of_what_runs_where():
         "operational_metrics": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "stability_report": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "drift_evidence": (none, None, multi, WITH_THE_DAYS_THAT_EXIST),
+        "realized_performance": (
+            daily_io,
+            pool,
+            multi,
+            while_cohorts_mature(OUTCOME_HORIZON_DAYS),
+        ),
         "estimated_performance": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "segment_drift": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
@@ -143,10 +154,14 @@ def test_jobs_sensors_resources_resolve():
     assert defs.resolve_job_def("daily_drift_job").partitions_def == daily_partitions
     defs.resolve_job_def("drift_alert_job")
     defs.resolve_job_def("reference_profile_job")
+    assert defs.resolve_job_def("realized_performance_job").partitions_def == daily_partitions
+    late = defs.resolve_sensor_def("late_outcomes_sensor")
+    assert late.job_name == "realized_performance_job"
     assert defs.resolve_sensor_def("drift_alert_sensor").job_name == "drift_alert_job"
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {
         "drift_alert_sensor",
+        "late_outcomes_sensor",
         "credit_drift_automation_sensor",
         "credit_drift_freshness_sensor",
     }

@@ -46,9 +46,10 @@ DAYS = [(dt.date(2026, 11, 1) + dt.timedelta(days=i)).isoformat() for i in range
 KINDS = ["clean"] * 3 + ["gradual"] * 3 + ["sudden"] * 2
 EXPECTED_STATUS = ["OK", "OK", "OK", "OK", "WARNING", "WARNING", "ALERT", "ALERT"]
 WINDOWED = ["production_window", "feature_drift", "evidently_report", "drift_report"]
-WINDOWED += ["operational_metrics", "stability_report"]
+WINDOWED += ["operational_metrics", "stability_report", "realized_performance"]
 PNG = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["ks_top_features.png", "distributions.png", "drift_timeline.png", "operational.png"]
+FIGURES += ["reliability.png"]
 ALERT_DAY = "2026-11-07"
 SERVER_START_TIMEOUT_S = 120.0
 ERROR_PAGE_TEXT = ["Something went wrong", "Unexpected error", "Page not found", "Error"]

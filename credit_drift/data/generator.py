@@ -1447,3 +1447,10 @@ def _risk_logit(cols: Mapping[str, np.ndarray]) -> np.ndarray:
         usage = col("CC_AMT_BALANCE_MEAN") / col("CC_AMT_CREDIT_LIMIT_ACTUAL_MEAN")
     logit += 0.4 * np.where(np.isfinite(usage), usage - 0.3, 0.0)
     return _RISK_INTERCEPT + _RISK_SCALE * logit
+
+
+def risk_logit(cols: Mapping[str, np.ndarray] | pd.DataFrame) -> np.ndarray:
+    """The generator's own log-odds of default (the function TARGET is drawn from) for any
+    applications with the generator's columns: the simulator draws the outcomes of the traffic
+    it sends from it. A column it needs that is absent raises KeyError naming it."""
+    return _risk_logit(cols)

@@ -9,6 +9,8 @@ entry per day of the run: one for a scheduled or automated run, several for a ba
 returns one.
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from credit_drift.defs import metadata as md
@@ -16,9 +18,11 @@ from credit_drift.defs.automation import (
     DOWNSTREAM_OF_THE_DAY,
     WHEN_THE_DAY_CLOSES,
     WITH_THE_DAYS_THAT_EXIST,
+    while_cohorts_mature,
 )
 from credit_drift.defs.io_manager import ALLOW_MISSING_DAYS
 from credit_drift.defs.partitions import (
+    OUTCOME_HORIZON_DAYS,
     daily_backfill_policy,
     daily_partitions,
     day_windows,
@@ -33,7 +37,7 @@ from credit_drift.pipeline import attribution as attribution_step
 from credit_drift.pipeline import estimated as estimated_step
 from credit_drift.pipeline import evidence as evidence_step
 from credit_drift.pipeline import evidently as evidently_step
-from credit_drift.pipeline import operations, report, stability, window
+from credit_drift.pipeline import operations, performance, report, stability, window
 from credit_drift.pipeline import segments as segments_step
 from credit_drift.pipeline.feature_drift import FeatureDriftResult, compute_feature_drift
 from credit_drift.pipeline.reference import build_reference_profile
@@ -648,6 +652,92 @@ def estimated_performance(
     return dg.MaterializeResult(check_results=[check])
 
 
+outcomes = dg.AssetSpec(
+    "outcomes",
+    description="Observed outcomes (default or not) linked to predictions by application id "
+    "(written by POST /outcomes, `credit-drift outcomes load` and the simulator, not by "
+    "Dagster); late_outcomes_sensor watches it.",
+    group_name=GROUP,
+    kinds={"sql"},
+)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=daily_backfill_policy,
+    deps=[predictions, outcomes, reference_profile],
+    group_name=GROUP,
+    kinds={"python", "sql"},
+    io_manager_key=IO,
+    pool=DATABASE_POOL,
+    automation_condition=while_cohorts_mature(OUTCOME_HORIZON_DAYS),
+)
+def realized_performance(
+    context: dg.AssetExecutionContext,
+    database: PredictionDatabaseResource,
+    reference: ReferenceProfileResource,
+    project: ProjectResource,
+) -> dg.MaterializeResult[dict[str, performance.CohortPerformance]]:
+    """How the day's cohort actually performed, from the outcomes observed so far: volume and
+    labeled share, status (immature: no outcomes yet / partial / mature after
+    CREDIT_DRIFT_OUTCOME_HORIZON_DAYS), observed default rate against the mean predicted PD with
+    an exact binomial test, AUC / Gini / KS, Brier score, calibration on the development
+    sample's score deciles (table and reliability plot, Jeffreys interval per band) and the
+    business cost at the decision threshold against the validation cost. Re-run by
+    late_outcomes_sensor when outcomes of the day arrive, and daily while the day matures."""
+    engine, config = database.engine(), project.config()
+    model_metrics = project.artifacts().metrics
+    scores = reference.load().profile.training_scores
+    # One moment for the whole run: every day of it is measured with the same outcomes known.
+    as_of = dt.datetime.now(dt.UTC)
+    values: dict[str, performance.CohortPerformance] = {}
+    for day in day_windows(context):
+        perf = performance.compute_realized_performance(
+            engine,
+            day,
+            as_of=as_of,
+            horizon_days=config.outcome_horizon_days,
+            training_scores=scores,
+            model_metrics=model_metrics,
+            figure_dir=config.day_dir(day.key),
+        )
+        values[day.key] = perf
+        context.add_asset_metadata(_performance_metadata(perf), partition_key=day.key)
+    return dg.MaterializeResult(value=values)
+
+
+def _performance_metadata(perf: performance.CohortPerformance) -> dict[str, dg.MetadataValue]:
+    m, summary = perf.metrics, perf.summary()
+    meta: dict[str, dg.MetadataValue] = {
+        "status": dg.MetadataValue.text(perf.status),
+        "message": dg.MetadataValue.text(perf.message),
+        "as_of": dg.MetadataValue.text(perf.as_of.isoformat()),
+        "matures_at": dg.MetadataValue.text(perf.matures_at.isoformat()),
+        "n_predictions": dg.MetadataValue.int(m.n),
+        "n_labeled": dg.MetadataValue.int(m.n_labeled),
+        "n_defaults": dg.MetadataValue.int(m.n_defaults),
+        "n_bands_miscalibrated": dg.MetadataValue.int(m.n_bands_miscalibrated),
+        **md.floats(
+            labeled_share=summary["labeled_share"],
+            observed_default_rate=m.observed_default_rate,
+            mean_pd=m.mean_pd,
+            binomial_p_value=m.binomial_p_value,
+            auc=m.auc,
+            gini=m.gini,
+            ks_statistic=m.ks_statistic,
+            brier=m.brier,
+            cost_per_application=m.cost_per_application,
+            validation_cost_per_application=m.validation_cost_per_application,
+        ),
+        "calibration": md.table(m.calibration),
+    }
+    if m.undefined_reason:
+        meta["undefined"] = dg.MetadataValue.text(m.undefined_reason)
+    if perf.figure is not None:
+        meta.update(md.figures({"reliability_figure": perf.figure}))
+    return meta
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=daily_backfill_policy,
@@ -717,8 +807,6 @@ def segment_drift(
 
 def _days_before(day, settings) -> str:
     """The key of the last day outside `day`'s span."""
-    import datetime as dt
-
     return (day.date - dt.timedelta(days=settings.days)).isoformat()
 
 
@@ -730,6 +818,7 @@ daily_assets = [
     operational_metrics,
     stability_report,
     drift_evidence,
+    realized_performance,
     estimated_performance,
     segment_drift,
 ]

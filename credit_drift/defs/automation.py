@@ -7,6 +7,10 @@
 * Everything downstream of it runs as soon as its upstream day is updated, and again whenever
   that day's upstream changes (late predictions re-read, a new reference profile), for the
   last seven days.
+* `realized_performance` re-runs, once a day at the same tick, every day still maturing (the
+  last CREDIT_DRIFT_OUTCOME_HORIZON_DAYS days plus the 7-day lookback): a cohort's status moves
+  from partial to mature with the calendar alone. Outcomes arriving are the job of
+  `late_outcomes_sensor` (defs/sensors.py), which re-runs exactly the days they belong to.
 * Freshness: each daily asset's previous day must be materialized by 02:00 UTC, or its freshness
   check fails (WARN) in the UI.
 """
@@ -43,6 +47,18 @@ DOWNSTREAM_OF_THE_DAY = (
 WITH_THE_DAYS_THAT_EXIST = DOWNSTREAM_OF_THE_DAY.without(
     ~dg.AutomationCondition.any_deps_missing()
 ).with_label("when any of its days' upstream updates (last 7 days)")
+
+
+def while_cohorts_mature(horizon_days: float) -> dg.AutomationCondition:
+    """Once a day (at the day-closing tick), each day whose cohort may still be maturing:
+    the last `horizon_days` days plus RECOMPUTE_LOOKBACK."""
+    lookback = dt.timedelta(days=horizon_days) + RECOMPUTE_LOOKBACK
+    return (
+        dg.AutomationCondition.in_latest_time_window(lookback)
+        & dg.AutomationCondition.cron_tick_passed(DAY_CLOSES_CRON)
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("daily, while the day's cohort matures")
+
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "credit_drift_automation_sensor",

@@ -19,6 +19,16 @@ daily_drift_job = dg.define_asset_job(
     config=SELECT_CONSOLE_LOGGER,
 )
 
+realized_performance_job = dg.define_asset_job(
+    "realized_performance_job",
+    selection=dg.AssetSelection.assets(assets.realized_performance),
+    partitions_def=daily_partitions,
+    description="Measure a day's cohort against its observed outcomes (late_outcomes_sensor "
+    "launches it for the days whose outcomes arrived).",
+    executor_def=execution.pipeline_executor(),
+    config=SELECT_CONSOLE_LOGGER,
+)
+
 reference_profile_job = dg.define_asset_job(
     "reference_profile_job",
     selection=dg.AssetSelection.assets(assets.reference_profile),

@@ -26,6 +26,10 @@ evidence_span = dg.TimeWindowPartitionMapping(
     start_offset=-(EVIDENCE_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 
+#: Days after its day by which a cohort's outcomes count as matured
+#: (CREDIT_DRIFT_OUTCOME_HORIZON_DAYS): realized_performance re-runs the days still maturing.
+OUTCOME_HORIZON_DAYS = _settings.outcome_horizon_days
+
 
 def day_windows(context: dg.AssetExecutionContext) -> list[DayWindow]:
     """The days of the run, oldest first: one for a scheduled or automated run, several for a

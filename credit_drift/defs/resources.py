@@ -84,6 +84,7 @@ class ProjectResource(dg.ConfigurableResource):
     evidently_all_columns: bool = False
     evidence_allowance: float = 0.005
     evidence_threshold: float = 0.05
+    outcome_horizon_days: float = 30.0
     min_estimated_auc: float = 0.6
     #: Comma-separated segment columns and score band edges (CREDIT_DRIFT_SEGMENTS, _SCORE_BANDS).
     segments: str = ""
@@ -108,6 +109,7 @@ class ProjectResource(dg.ConfigurableResource):
             evidently_max_columns=self.evidently_max_columns,
             evidently_all_columns=self.evidently_all_columns,
             positive_label=self.positive_label,
+            outcome_horizon_days=self.outcome_horizon_days,
             min_estimated_auc=self.min_estimated_auc,
             evidence=EvidenceSettings(
                 # The span is the asset's partition mapping, fixed when the definitions load.
@@ -158,6 +160,7 @@ def resources_from_settings(settings: Settings | None = None, **project: Any) ->
         alert_webhook_url=_from_env("CREDIT_DRIFT_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
         evidence_allowance=settings.evidence_allowance,
         evidence_threshold=settings.evidence_threshold,
+        outcome_horizon_days=settings.outcome_horizon_days,
         min_estimated_auc=settings.min_estimated_auc,
         segments=",".join(settings.segments),
         score_bands=",".join(repr(e) for e in settings.score_bands),

@@ -8,11 +8,21 @@ it. Every tick:
    most 3 alerts per tick; failures recorded and retried on later ticks, never raised);
 2. requests one `drift_alert_job` run per alert it has not seen (cursor: the last alert id),
    with run key `drift-alert-<day>`, so even a reset cursor launches no second run.
+
+late_outcomes_sensor: re-materializes realized_performance for the days whose outcomes arrived.
+Its cursor is `latest_outcome_change` (the latest received_at of the outcomes table) as last
+seen: when it moves, the days of the predictions whose current outcome was received after the
+cursor each get a realized_performance_job run (run key `realized-<day>-<change>`, so a tick
+that dies after requesting but before moving its cursor requests no second run). Only days that
+are partitions and have ended are requested (a day still open is measured when it closes).
 """
+
+import datetime as dt
 
 import dagster as dg
 
 from credit_drift.defs import jobs  # the module: the loader would collect the job twice
+from credit_drift.defs.partitions import daily_partitions
 from credit_drift.defs.resources import PredictionDatabaseResource, ProjectResource
 from credit_drift.pipeline.alerts import alert_log_line, deliver_alerts
 from credit_drift.storage.alert_outbox import alerts_after
@@ -72,3 +82,42 @@ def drift_alert_sensor(
         )
     context.update_cursor(str(alerts[-1].id))
     return requests
+
+
+@dg.sensor(
+    job=jobs.realized_performance_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-runs realized_performance for each day whose outcomes arrived or changed "
+    "since the last tick (late outcomes, corrections, a loaded file).",
+)
+def late_outcomes_sensor(context: dg.SensorEvaluationContext, database: PredictionDatabaseResource):
+    from credit_drift.storage.cohorts import cohort_days_changed_after
+    from credit_drift.storage.outcomes import latest_outcome_change
+
+    engine = database.engine()
+    latest = latest_outcome_change(engine)
+    if latest is None:
+        return dg.SkipReason("no outcome recorded yet")
+    seen = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
+    if seen is not None and latest <= seen:
+        return dg.SkipReason(f"no outcome received since {seen.isoformat()}")
+    now = dt.datetime.now(dt.UTC)
+    existing = set(daily_partitions.get_partition_keys(current_time=now))
+    days = [d.isoformat() for d in cohort_days_changed_after(engine, seen)]
+    requested = [d for d in days if d in existing]
+    if len(requested) < len(days):
+        context.log.info(
+            f"outcomes of {len(days) - len(requested)} day(s) outside the partitions or not "
+            "ended yet are not measured now: " + ", ".join(sorted(set(days) - set(requested))[:10])
+        )
+    context.update_cursor(latest.isoformat())
+    stamp = latest.strftime("%Y%m%dT%H%M%S%f")
+    return [
+        dg.RunRequest(
+            run_key=f"realized-{day}-{stamp}",
+            partition_key=day,
+            tags={"credit_drift/kind": "late_outcomes"},
+        )
+        for day in requested
+    ]

@@ -34,6 +34,8 @@ class PipelineConfig:
     #: The evidence-across-days detector (`drift_evidence`): span, allowance, threshold, and
     #: the status shares (the policy's).
     evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
+    #: Days after a cohort's day by which its outcomes count as matured (realized_performance).
+    outcome_horizon_days: float = 30.0
     #: estimated_performance is ALERT below this label-free estimated AUC (0: no bound).
     min_estimated_auc: float = 0.6
     #: The segments `segment_drift` tests on their own (no columns: none), fitted into the
@@ -57,6 +59,7 @@ class PipelineConfig:
             alert_severity=settings.alert_severity,
             alert_webhook_url=settings.alert_webhook_url,
             positive_label=settings.positive_label,
+            outcome_horizon_days=settings.outcome_horizon_days,
             min_estimated_auc=settings.min_estimated_auc,
             evidence=EvidenceSettings(
                 days=settings.evidence_days,

@@ -498,6 +498,40 @@ def plot_operational(meta: pd.DataFrame, threshold: float | None, path: Path | s
     return _save(fig, path)
 
 
+def plot_reliability(calibration: pd.DataFrame, path: Path | str, subtitle: str = "") -> Path:
+    """Reliability diagram of a cohort: each score band's observed default rate (with its
+    Jeffreys interval) against its mean predicted PD, on the diagonal when calibrated; bands
+    whose interval misses the diagonal in red. `calibration` has the columns of
+    `stats.performance.CALIBRATION_COLUMNS`."""
+    title = "Calibration by score band"
+    rows = calibration[calibration["n"] > 0] if len(calibration) else calibration
+    if len(rows) == 0:
+        return _no_data_figure(path, title, "no outcome observed yet for this cohort")
+    fig = _figure(6.5, 5.5)
+    ax = fig.add_subplot()
+    x = rows["mean_pd"].to_numpy(np.float64)
+    y = rows["observed_rate"].to_numpy(np.float64)
+    err = np.vstack([y - rows["jeffreys_low"].to_numpy(), rows["jeffreys_high"].to_numpy() - y])
+    ok = rows["calibrated"].astype(bool).to_numpy()
+    top = float(np.nanmax(np.concatenate([x, rows["jeffreys_high"].to_numpy()]))) * 1.05
+    ax.plot([0, top], [0, top], color="gray", linestyle="--", linewidth=1, label="calibrated")
+    for mask, color, label in ((ok, GREEN, "within interval"), (~ok, RED, "outside interval")):
+        if mask.any():
+            ax.errorbar(
+                x[mask], y[mask], yerr=err[:, mask], fmt="o", color=color, capsize=3, label=label
+            )
+    for xi, yi, n in zip(x, y, rows["n"].to_numpy(), strict=True):
+        ax.annotate(f"{n:,}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("mean predicted PD of the band")
+    ax.set_ylabel("observed default rate (95% Jeffreys interval)")
+    ax.set_title(f"{title}{': ' + subtitle if subtitle else ''}", fontweight="bold", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 # -- drift across windows -------------------------------------------------------------------
 def plot_drift_timeline(
     reports: pd.DataFrame,

@@ -26,6 +26,12 @@ import pandas as pd
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.simulator.drift import DEFAULT_DRIFT_CONFIG, DriftConfig
+from credit_drift.simulator.outcomes import (
+    OUTCOME_STREAM,
+    OutcomeDelivery,
+    outcomes_of_batch,
+    outcomes_of_rows,
+)
 from credit_drift.simulator.scenario import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_INTERVAL,
@@ -93,6 +99,9 @@ class SimulationSummary:
     scenario: str
     batches: tuple[BatchOutcome, ...]
     elapsed_s: float
+    #: What the simulated outcomes delivery did (`simulator.outcomes.OutcomeDelivery`), when
+    #: outcomes were asked for.
+    outcomes: Any = None
 
     @property
     def n_logged(self) -> int:
@@ -118,6 +127,8 @@ class SimulationSummary:
             f"{self.n_logged} predictions logged, {self.n_failed} failed, "
             f"in {self.elapsed_s:.1f} s ({self.mode})"
         )
+        if self.outcomes is not None:
+            lines.append(f"outcomes: {self.outcomes.line()}")
         return "\n".join(lines)
 
 
@@ -169,17 +180,22 @@ def replay(
     config: DriftConfig = DEFAULT_DRIFT_CONFIG,
     progress: bool = True,
     application_ids: Sequence[str | None] | np.ndarray | None = None,
+    outcomes: bool = False,
 ) -> SimulationSummary:
     """Score and log the scenario's traffic directly (no HTTP), each batch on its own day
     when `start_date` is given (otherwise at the current time). `application_ids`: one id per
-    pool row (`load_pool_ids`), logged with the predictions drawn from that row."""
+    pool row (`load_pool_ids`), logged with the predictions drawn from that row. `outcomes`:
+    also draw each application's outcome (`simulator.outcomes`) and record those observed by
+    now (source 'simulator'; the others are counted as pending, not written)."""
     scenario = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
     ids_of = pool_application_ids(application_ids, len(pool))
+    _check_outcome_ids(outcomes, application_ids)
+    drawn = []
     service = _service(artifacts, database_url)
     run_id = uuid.uuid4().hex[:12]
     specs = selected_batches(scenario, n_batches)
     total = sum(s.size or batch_size for s in specs)
-    outcomes: list[BatchOutcome] = []
+    results: list[BatchOutcome] = []
     t0 = time.perf_counter()
     with _progress(total, progress, "app") as bar:
         for batch in iter_traffic(
@@ -201,11 +217,38 @@ def replay(
                 source="replay",
                 application_ids=ids_of(batch.pool_rows),
             )
-            outcomes.append(
+            results.append(
                 BatchOutcome.of(batch, len(batch), 0, scored.probability, scored.decision)
             )
+            if outcomes:
+                drawn.append(
+                    outcomes_of_batch(
+                        batch, application_ids, seed=seed, maturity_days=scenario.maturity_days
+                    )
+                )
             bar.update(len(batch))
-    return SimulationSummary("replay", scenario.name, tuple(outcomes), time.perf_counter() - t0)
+    delivery = _deliver(service, drawn) if outcomes else None
+    return SimulationSummary(
+        "replay", scenario.name, tuple(results), time.perf_counter() - t0, delivery
+    )
+
+
+def _check_outcome_ids(outcomes: bool, application_ids) -> None:
+    if outcomes and application_ids is None:
+        raise SimulatorError(
+            "simulated outcomes are linked to predictions by application id: the pool has no "
+            "id column (CREDIT_DRIFT_ID_COLUMN)"
+        )
+
+
+def _deliver(service, drawn):
+    return service.gate.run(functools.partial(_deliver_with, drawn))
+
+
+def _deliver_with(drawn, engine):
+    from credit_drift.simulator.outcomes import deliver_outcomes
+
+    return deliver_outcomes(engine, drawn)
 
 
 @dataclass(frozen=True)
@@ -216,6 +259,8 @@ class BackfillSummary:
     elapsed_s: float
     scoring_s: float
     writing_s: float
+    #: The simulated outcomes delivery (`OutcomeDelivery`), when outcomes were asked for.
+    outcomes: OutcomeDelivery | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -271,12 +316,17 @@ def bulk_backfill(
     config: DriftConfig = DEFAULT_DRIFT_CONFIG,
     progress: bool = True,
     application_ids: Sequence[str | None] | np.ndarray | None = None,
+    outcomes: bool = False,
 ) -> BackfillSummary:
     """Fill `days` consecutive UTC days from `start_date` with `rows_per_day` scored
     predictions each. Day i follows the scenario's batch i (default: every day clean); each
     day's rows are drawn from the pool (reshuffled when exhausted), drifted chunk by chunk,
     scored with the model and bulk-inserted, `created_at` evenly spread over the day.
-    `application_ids`: one id per pool row, logged with the predictions drawn from it."""
+    `application_ids`: one id per pool row, logged with the predictions drawn from it.
+    `outcomes`: also draw each row's outcome and record those observed by now (as `replay`),
+    chunk by chunk (chunk `lo` of day i draws from the stream (seed, i + 1, lo, 7))."""
+    _check_outcome_ids(outcomes, application_ids)
+    delivery: OutcomeDelivery | None = None
     if rows_per_day < 1 or chunk_rows < 1:
         raise ScenarioError("rows_per_day and chunk_rows must be positive")
     if scenario is None:
@@ -339,6 +389,18 @@ def bulk_backfill(
                     )
                 )
                 writing_s += time.perf_counter() - t2
+                if outcomes:
+                    drawn = outcomes_of_rows(
+                        i,
+                        chunk,
+                        ids_of(rows),
+                        created,
+                        rng=np.random.default_rng([seed, i + 1, lo, OUTCOME_STREAM]),
+                        concept_shift=spec.concept_shift,
+                        maturity_days=scenario.maturity_days,
+                    )
+                    done = _deliver(service, [drawn])
+                    delivery = done if delivery is None else delivery + done
                 bar.update(hi - lo)
     return BackfillSummary(
         days=tuple(day_keys),
@@ -347,4 +409,5 @@ def bulk_backfill(
         elapsed_s=time.perf_counter() - t0,
         scoring_s=scoring_s,
         writing_s=writing_s,
+        outcomes=delivery,
     )

@@ -15,6 +15,12 @@ without it, batch i is placed ``i`` batch intervals after the start date. A gene
 or ``column_share`` (a fixed random share of the columns it applies to). `plan_traffic` turns a
 scenario and the unseen pool into batches of drifted applications; same pool, scenario and seed,
 same traffic, row for row.
+
+Outcomes (`simulator.outcomes`): a batch's ``concept_shift`` (a number added to the log-odds of
+default of every applicant of the batch, default 0; a downturn is positive: the same applicant
+defaults more often) changes what happens after the decision, not what the model sees; the
+scenario's ``maturity_days`` (default `DEFAULT_MATURITY_DAYS`) is how long after its scoring an
+application's outcome is observed.
 """
 
 import datetime as dt
@@ -45,6 +51,11 @@ DEFAULT_SCENARIO = "notebook"
 DEFAULT_BATCH_SIZE = 50
 DEFAULT_SEED = 42
 DEFAULT_INTERVAL = dt.timedelta(days=1)
+#: Days between an application's scoring and the observation of its outcome, when a scenario
+#: does not say.
+DEFAULT_MATURITY_DAYS = 30.0
+#: The largest concept shift a batch may ask for (log-odds; 5 multiplies the odds by 148).
+MAX_CONCEPT_SHIFT = 5.0
 
 _BATCH_KEYS = {
     "kind",
@@ -54,6 +65,7 @@ _BATCH_KEYS = {
     "label",
     "columns",
     "column_share",
+    "concept_shift",
     "segment",
 }
 
@@ -75,11 +87,25 @@ class BatchSpec:
     #: Generic kinds only: the columns to drift, or a share of the eligible ones.
     columns: tuple[str, ...] | None = None
     column_share: float | None = None
+    #: Added to every applicant's log-odds of default when the simulator draws outcomes (a
+    #: concept drift: the model's inputs do not change, the outcomes do).
+    concept_shift: float = 0.0
     #: Only the rows of one segment drift: {"column": name, "value": v} (v compared as text:
     #: 1, 1.0 and "1" are one value); the other rows of the batch stay clean.
     segment: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        shift = self.concept_shift
+        if (
+            isinstance(shift, bool)
+            or not isinstance(shift, int | float)
+            or not abs(shift) <= MAX_CONCEPT_SHIFT
+        ):
+            raise ScenarioError(
+                f"concept_shift {shift!r} must be a number of log-odds between "
+                f"-{MAX_CONCEPT_SHIFT:g} and {MAX_CONCEPT_SHIFT:g}"
+            )
+        object.__setattr__(self, "concept_shift", float(shift))
         try:
             object.__setattr__(self, "intensity", check_intensity(self.kind, self.intensity))
         except DriftError as exc:
@@ -119,7 +145,8 @@ class BatchSpec:
     def name(self) -> str:
         if self.label:
             return self.label
-        return "clean" if self.kind == "clean" else f"{self.kind} {self.intensity:g}"
+        name = "clean" if self.kind == "clean" else f"{self.kind} {self.intensity:g}"
+        return f"{name}, concept {self.concept_shift:+g}" if self.concept_shift else name
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -135,6 +162,8 @@ class BatchSpec:
             out["columns"] = list(self.columns)
         if self.column_share is not None:
             out["column_share"] = self.column_share
+        if self.concept_shift:
+            out["concept_shift"] = self.concept_shift
         if self.segment is not None:
             out["segment"] = dict(self.segment)
         return out
@@ -208,6 +237,7 @@ class BatchSpec:
                 label=data.get("label"),
                 columns=data.get("columns"),
                 column_share=data.get("column_share"),
+                concept_shift=data.get("concept_shift", 0.0),
             )
         except ScenarioError as exc:
             raise ScenarioError(f"{where}: {exc}") from None
@@ -237,10 +267,18 @@ class Scenario:
     name: str
     batches: tuple[BatchSpec, ...]
     description: str = ""
+    #: Days from an application's scoring to the observation of its outcome.
+    maturity_days: float = DEFAULT_MATURITY_DAYS
 
     def __post_init__(self) -> None:
         if not self.batches:
             raise ScenarioError(f"scenario {self.name!r} has no batches")
+        days = self.maturity_days
+        if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days <= 3660:
+            raise ScenarioError(
+                f"maturity_days {days!r} must be a number of days between 0 and 3660"
+            )
+        object.__setattr__(self, "maturity_days", float(days))
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -249,6 +287,7 @@ class Scenario:
         return {
             "name": self.name,
             "description": self.description,
+            "maturity_days": self.maturity_days,
             "batches": [b.to_dict() for b in self.batches],
         }
 
@@ -261,7 +300,7 @@ class Scenario:
             data = {"batches": data}
         if not isinstance(data, Mapping):
             raise ScenarioError("a scenario is a JSON object with 'batches' (or a list of batches)")
-        unknown = sorted(set(data) - {"name", "description", "batches"})
+        unknown = sorted(set(data) - {"name", "description", "batches", "maturity_days"})
         if unknown:
             raise ScenarioError(f"scenario: unknown keys {unknown}")
         batches = data.get("batches")
@@ -271,6 +310,7 @@ class Scenario:
             name=str(data.get("name", default_name)),
             description=str(data.get("description", "")),
             batches=tuple(BatchSpec.from_dict(b, f"batch {i + 1}") for i, b in enumerate(batches)),
+            maturity_days=data.get("maturity_days", DEFAULT_MATURITY_DAYS),
         )
 
     @classmethod

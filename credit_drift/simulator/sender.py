@@ -33,6 +33,7 @@ from credit_drift.simulator.drift import (
     GENERIC_KINDS,
     DriftConfig,
 )
+from credit_drift.simulator.outcomes import outcomes_of_batch
 from credit_drift.simulator.replay import (
     BatchOutcome,
     SimulationSummary,
@@ -176,6 +177,7 @@ def simulate(
     transport: Any = None,
     application_ids: Sequence[str | None] | np.ndarray | None = None,
     id_column: str | None = ID_COLUMN,
+    outcomes: bool = False,
 ) -> SimulationSummary:
     """Send the scenario's traffic to the API at `url`; returns what each batch produced.
 
@@ -188,6 +190,8 @@ def simulate(
     transport: an httpx transport (tests: `httpx.ASGITransport(app)`), default real HTTP.
     application_ids: one id per pool row, sent as each application's `application_id`; by
         default read from the pool's `id_column` when it has one.
+    outcomes: also draw each application's outcome (`simulator.outcomes`) and POST those
+        observed by now to /outcomes (the others are counted as pending, not sent).
     """
     import httpx
 
@@ -196,7 +200,8 @@ def simulate(
     scenario = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
     specs = selected_batches(scenario, n_batches)
     headers = _headers(api_key)
-    outcomes: list[BatchOutcome] = []
+    results: list[BatchOutcome] = []
+    drawn = []
     t0 = time.perf_counter()
     with httpx.Client(base_url=url, timeout=timeout_s, transport=transport) as client:
         features = model_features(client, api_key)
@@ -208,6 +213,11 @@ def simulate(
                 application_ids = load_pool_ids(pool, id_column)
         frame = read_pool(pool, features) if not isinstance(pool, pd.DataFrame) else pool
         ids_of = pool_application_ids(application_ids, len(frame))
+        if outcomes and application_ids is None:
+            raise SimulatorError(
+                "simulated outcomes are linked to predictions by application id: the pool has "
+                "no id column (CREDIT_DRIFT_ID_COLUMN)"
+            )
         missing = [f for f in features if f not in frame.columns]
         if missing:
             raise SimulatorError(f"the pool lacks model features {missing[:10]}")
@@ -257,10 +267,47 @@ def simulate(
                     else:
                         failed += len(chunk)
                     bar.update(len(chunk))
-                outcomes.append(
+                results.append(
                     BatchOutcome.of(batch, len(records), failed, probabilities, decisions)
                 )
-    return SimulationSummary("http", scenario.name, tuple(outcomes), time.perf_counter() - t0)
+                if outcomes:
+                    drawn.append(
+                        outcomes_of_batch(
+                            batch, application_ids, seed=seed, maturity_days=scenario.maturity_days
+                        )
+                    )
+        delivery = post_outcomes(client, headers, drawn) if outcomes else None
+    return SimulationSummary(
+        "http", scenario.name, tuple(results), time.perf_counter() - t0, delivery
+    )
+
+
+def post_outcomes(client, headers: dict[str, str], drawn, *, as_of=None):
+    """POST the drawn outcomes observed by `as_of` (default now) to /outcomes, in requests of
+    the API's default limit (`ServingConfig.max_outcomes`); returns an `OutcomeDelivery` with
+    the API's counts."""
+    from credit_drift.serving.config import ServingConfig
+    from credit_drift.simulator.outcomes import OutcomeDelivery, observed_by
+    from credit_drift.storage.outcomes import OutcomeWriteSummary
+
+    as_of, due, pending = observed_by(drawn, as_of)
+    rows = [{"application_id": a, "outcome": o, "observed_at": t.isoformat()} for a, o, t in due]
+    counts = dict.fromkeys(("inserted", "unchanged", "updated", "unknown_ids"), 0)
+    conflicts: list[str] = []
+    per_request = ServingConfig.max_outcomes
+    for lo in range(0, len(rows), per_request):
+        body = orjson.dumps({"outcomes": rows[lo : lo + per_request]})
+        response = _post(client, "/outcomes", body, headers)
+        if response.status_code != 200:
+            raise SimulatorError(
+                f"POST /outcomes answered {response.status_code}: {_detail(response)}"
+            )
+        answer = response.json()
+        for name in counts:
+            counts[name] += int(answer[name])
+        conflicts += list(answer.get("conflicts", []))
+    summary = OutcomeWriteSummary(**counts, conflicts=conflicts) if rows else None
+    return OutcomeDelivery(as_of, len(rows), pending, summary)
 
 
 # -- the command line (wired by credit_drift.cli) -------------------------------------------
@@ -326,6 +373,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--days", type=int, help="bulk mode: number of days (default: the scenario's batches)"
     )
+    parser.add_argument(
+        "--outcomes",
+        action="store_true",
+        help="also draw each application's outcome from the synthetic data's risk model (plus "
+        "the scenario's concept_shift) and record those observed by now, maturity_days after "
+        "scoring: over HTTP with POST /outcomes, in replay and bulk modes in the database",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -371,6 +425,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             api_key=api_key,
             progress=progress,
             id_column=settings.id_column or None,
+            outcomes=args.outcomes,
         )
         print(summary.table())
         _say_when(args.start_date)
@@ -405,6 +460,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
             batch_interval=args.batch_interval,
             progress=progress,
             application_ids=application_ids,
+            outcomes=args.outcomes,
         )
         print(summary.table())
         _say_when(args.start_date)
@@ -420,6 +476,7 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
         seed=args.seed,
         progress=progress,
         application_ids=application_ids,
+        outcomes=args.outcomes,
     )
     print(
         f"{backfill.n_rows} predictions on {len(backfill.days)} days "
@@ -427,6 +484,8 @@ def simulate_from_args(args: argparse.Namespace, settings: Any) -> SimulationSum
         f"{backfill.rows_per_second:,.0f} rows/s (scoring {backfill.scoring_s:.1f} s, "
         f"writing {backfill.writing_s:.1f} s)"
     )
+    if backfill.outcomes is not None:
+        print(f"outcomes: {backfill.outcomes.line()}")
     return backfill
 
 
