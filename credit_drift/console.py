@@ -60,7 +60,9 @@ def print_status(s: Settings) -> None:
             f"{r.n_features_drifted:>4}/{r.n_features_analyzed:<4}"
             f"{_pct(r.drift_percentage):>11}{_pct(r.weighted_drift_percentage):>12}  {r.status}"
         )
-    print_realized(s, engine, [str(d)[:10] for d in reports["report_date"]])
+    days = [str(d)[:10] for d in reports["report_date"]]
+    print_estimated(s, engine, days)
+    print_realized(s, engine, days)
     alerts = read_alerts(engine)
     if len(alerts):
         print("\nalerts raised:")
@@ -112,6 +114,39 @@ def print_realized(s: Settings, engine, days: list[str]) -> None:
             f"{key:<12}{status:<11}{'-' if p.n == 0 else f'{p.labeled_share:.0%}':>9}"
             f"{_num(p.observed_default_rate):>14}{_num(p.mean_pd):>9}{_num(p.auc):>7}"
             f"{_num(p.cost_per_application):>10}"
+        )
+
+
+def print_estimated(s: Settings, engine, days: list[str]) -> None:
+    """The label-free estimate of each day (the same numbers as estimated_performance's), from
+    the logged probabilities; nothing when the model has no hold-out to calibrate on."""
+    from credit_drift.model.artifacts import ArtifactsError, load_artifacts
+    from credit_drift.pipeline.config import PipelineConfig
+    from credit_drift.pipeline.estimated import cbpe_reference, estimate_logged
+    from credit_drift.storage.outcomes import read_cohort
+    from credit_drift.storage.windows import DayWindow
+
+    try:
+        artifacts = load_artifacts(s.artifacts_dir)
+    except ArtifactsError:
+        return
+    if artifacts.holdout is None:
+        return
+    reference = cbpe_reference(artifacts)
+    config = PipelineConfig.from_settings(s)
+    print(
+        "\nestimated performance (label-free, from the calibrated scores; "
+        f"validation AUC {_num(artifacts.metrics.get('auc'))}, bound {config.min_estimated_auc:g}):"
+    )
+    print(f"{'day':<12}{'status':<9}{'est. AUC':>9}{'est. default rate':>19}{'est. cost/app':>15}")
+    for key in days:
+        cohort = read_cohort(engine, DayWindow.of(key))
+        e = estimate_logged(artifacts, reference, cohort, key, config, plot=False)
+        est = e.estimate
+        print(
+            f"{key:<12}{e.status:<9}{_num(None if est is None else est.auc):>9}"
+            f"{_num(None if est is None else est.default_rate):>19}"
+            f"{_num(None if est is None else est.cost_per_application):>15}"
         )
 
 

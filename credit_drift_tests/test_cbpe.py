@@ -183,7 +183,7 @@ def test_the_hold_out_is_kept_with_the_model_and_old_artifacts_still_load(model_
 
 
 # -- the asset, on both databases ------------------------------------------------------------
-def test_estimated_performance_asset(db_url, model_dir, tmp_path, monkeypatch):
+def test_estimated_performance_asset(db_url, model_dir, tmp_path, monkeypatch, capsys):
     """A clean day and a day of sudden drift logged through replay, then production_window and
     estimated_performance materialized by Dagster: the metadata equals the estimate computed
     here from the logged probabilities; an empty day is NO_DATA; a bound above the estimate is
@@ -244,6 +244,20 @@ def test_estimated_performance_asset(db_url, model_dir, tmp_path, monkeypatch):
 
     empty, check = run("2026-11-05")
     assert empty["status"].value == "NO_DATA" and "estimated_auc" not in empty and check.passed
+
+    # `credit-drift status` prints the same estimate, read from the log without the features
+    from credit_drift.console import print_estimated
+
+    print_estimated(Settings.from_env(), make_engine(db_url), ["2026-11-01", "2026-11-05"])
+    out = capsys.readouterr().out.splitlines()
+    (line,) = [x for x in out if x.startswith("2026-11-01")]
+    assert line.split()[1:4] == [
+        meta["status"].value,
+        f"{expected.auc:.3f}",
+        f"{expected.default_rate:.3f}",
+    ]
+    (line,) = [x for x in out if x.startswith("2026-11-05")]
+    assert line.split()[1:] == ["NO_DATA", "-", "-", "-"]
 
     alert, check = run("2026-11-02", min_estimated_auc=0.99)
     assert alert["status"].value == "ALERT"

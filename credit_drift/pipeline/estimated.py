@@ -125,9 +125,23 @@ def estimate_day(
     plot: bool = True,
 ) -> EstimatedPerformance:
     """The day's estimate, band, status and figure (see the module docstring)."""
+    return estimate_logged(artifacts, reference, window.meta, window.day.key, config, plot=plot)
+
+
+def estimate_logged(
+    artifacts,
+    reference: CbpeReference,
+    logged,
+    day_key: str,
+    config: PipelineConfig,
+    *,
+    plot: bool = True,
+) -> EstimatedPerformance:
+    """`estimate_day` on a day's logged predictions (`logged`: a frame with the columns
+    probability, decision, threshold and model_version, e.g. `ProductionWindow.meta` or
+    `storage.outcomes.read_cohort`'s), without reading the feature vectors."""
     from credit_drift.reports.plots import plot_estimated_performance
 
-    logged = window.meta
     mine = (logged["model_version"] == artifacts.version).to_numpy(bool)
     meta = logged[mine]
     cost_fn, cost_fp = costs(artifacts)
@@ -159,10 +173,10 @@ def estimate_day(
             bands,
             reference.check,
             config.min_estimated_auc,
-            config.day_dir(window.day.key) / "estimated_performance.png",
+            config.day_dir(day_key) / "estimated_performance.png",
         )
     return EstimatedPerformance(
-        day=window.day.key,
+        day=day_key,
         status=status,
         n_predictions=len(meta),
         n_other_model=int((~mine).sum()),
