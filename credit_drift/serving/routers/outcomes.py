@@ -8,17 +8,14 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from credit_drift.serving.config import ServingConfig
-from credit_drift.serving.database import DatabaseUnavailable
 from credit_drift.serving.dependencies import Config, Service, require_api_key
-from credit_drift.serving.errors import ERROR_RESPONSES, JSON, rejected, unavailable
+from credit_drift.serving.errors import ERROR_RESPONSES
 from credit_drift.serving.idempotency import DESCRIPTION, KeyedRequest
 from credit_drift.serving.models import OutcomesResponse
-from credit_drift.serving.request_log import record
-from credit_drift.serving.routers.predict import REPLAYED, read_body
 from credit_drift.serving.routers.predict import _logged as logged_answer
+from credit_drift.serving.routers.predict import answer_many
 from credit_drift.serving.service import ScoringService
 from credit_drift.serving.validation import RequestRejected, parse_json, validate_outcomes
 from credit_drift.storage.outcomes import OutcomeValidationError, record_outcomes
@@ -41,21 +38,15 @@ async def post_outcomes(
     config: Config,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    body = await read_body(request, config.max_batch_body_bytes)
-    rid = record(request)
-    counted: list[int] = []
-    try:
-        keyed = KeyedRequest.of(idempotency_key, ENDPOINT, body)
-        content, replayed = await run_in_threadpool(
-            handle_outcomes, service, config, body, rid, counted, keyed
-        )
-    except RequestRejected as exc:
-        return rejected(request, exc)
-    except DatabaseUnavailable as exc:
-        return unavailable(request, exc, lost="no outcome was recorded")
-    finally:
-        record(request, n_items=counted[0] if counted else 0)
-    return Response(content, media_type=JSON, headers=REPLAYED if replayed else None)
+    return await answer_many(
+        request,
+        service,
+        config,
+        ENDPOINT,
+        idempotency_key,
+        handle_outcomes,
+        lost="no outcome was recorded",
+    )
 
 
 def handle_outcomes(

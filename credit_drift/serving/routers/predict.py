@@ -174,18 +174,37 @@ async def predict_batch(
     config: Config,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    return await answer_many(
+        request, service, config, "/predict/batch", idempotency_key, handle_batch
+    )
+
+
+async def answer_many(
+    request: Request,
+    service: ScoringService,
+    config: ServingConfig,
+    endpoint: str,
+    idempotency_key: str | None,
+    handle: Callable[..., tuple[bytes, bool]],
+    *,
+    lost: str = "nothing was scored",
+) -> Response:
+    """The body of an endpoint taking many items (`/predict/batch`, `/outcomes`): read the
+    bounded body, run `handle(service, config, body, rid, counted, keyed)` in the thread pool
+    (it appends the number of items to `counted` once it knows it, -1 when it cannot tell),
+    and answer with its bytes, a 4xx it raised, or a 503 saying `lost`."""
     body = await read_body(request, config.max_batch_body_bytes)
     rid = record(request)
     counted: list[int] = []
     try:
-        keyed = KeyedRequest.of(idempotency_key, "/predict/batch", body)
+        keyed = KeyedRequest.of(idempotency_key, endpoint, body)
         content, replayed = await run_in_threadpool(
-            handle_batch, service, config, body, rid, counted, keyed
+            handle, service, config, body, rid, counted, keyed
         )
     except RequestRejected as exc:
         return rejected(request, exc)
     except DatabaseUnavailable as exc:
-        return unavailable(request, exc)
+        return unavailable(request, exc, lost=lost)
     finally:
         record(request, n_items=max(counted[0], 0) if counted else 0)
     return Response(content, media_type=JSON, headers=REPLAYED if replayed else None)
