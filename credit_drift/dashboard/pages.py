@@ -121,10 +121,16 @@ def realized(
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def estimated(
-    url: str, first: dt.date, last: dt.date, artifacts_dir: str, _settings: Settings
+    url: str,
+    first: dt.date,
+    last: dt.date,
+    artifacts_dir: str,
+    min_estimated_auc: float,
+    _settings: Settings,
 ) -> tuple[pd.DataFrame | None, str]:
     """(each day's label-free estimate, "") or (None, why it cannot be estimated). The cache
-    key is the URL, the range and the artifacts folder (`_settings` is not hashed)."""
+    key is the URL, the range, the artifacts folder and the AUC bound (`_settings`, which they
+    come from, is not hashed)."""
     from credit_drift.model.artifacts import ArtifactsError, load_artifacts
     from credit_drift.pipeline.config import PipelineConfig
     from credit_drift.pipeline.estimated import EstimateUnavailableError, cbpe_reference
@@ -458,7 +464,9 @@ def performance_page(view: View) -> None:
     st.header("Performance")
     s = view.settings
     real = realized(view.url, view.first, view.last, s.outcome_horizon_days, str(s.artifacts_dir))
-    est, why_not = estimated(view.url, view.first, view.last, str(s.artifacts_dir), s)
+    est, why_not = estimated(
+        view.url, view.first, view.last, str(s.artifacts_dir), s.min_estimated_auc, s
+    )
     if real is None:
         st.info(
             "No outcomes yet: realized performance appears once outcomes are recorded "
