@@ -79,18 +79,19 @@ def print_realized(s: Settings, engine, days: list[str]) -> None:
     same numbers as realized_performance's), when any outcome was recorded."""
     import datetime as dt
 
-    from credit_drift.model.artifacts import ArtifactsError, load_artifacts
-    from credit_drift.pipeline.performance import performance_of_cohort
-    from credit_drift.storage.outcomes import latest_outcome_change, read_cohort
-    from credit_drift.storage.windows import DayWindow
+    from credit_drift.pipeline.performance_by_day import model_metrics, realized_by_day
+    from credit_drift.storage.outcomes import latest_outcome_change
 
     if latest_outcome_change(engine) is None:
         return
-    try:
-        metrics = load_artifacts(s.artifacts_dir).metrics
-    except ArtifactsError:
-        metrics = {}
-    now = dt.datetime.now(dt.UTC)
+    metrics = model_metrics(s.artifacts_dir)
+    frame = realized_by_day(
+        engine,
+        days,
+        as_of=dt.datetime.now(dt.UTC),
+        horizon_days=s.outcome_horizon_days,
+        model_metrics=metrics,
+    )
     validation = metrics.get("cost_per_application")
     print(
         "\nrealized performance (outcomes observed by now; cost per application at validation: "
@@ -100,20 +101,11 @@ def print_realized(s: Settings, engine, days: list[str]) -> None:
         f"{'day':<12}{'status':<11}{'labeled':>9}{'default rate':>14}{'mean PD':>9}"
         f"{'AUC':>7}{'cost/app':>10}"
     )
-    for key in days:
-        day = DayWindow.of(key)
-        status, _, p = performance_of_cohort(
-            read_cohort(engine, day, as_of=now),
-            day,
-            as_of=now,
-            horizon_days=s.outcome_horizon_days,
-            edges=None,
-            model_metrics=metrics,
-        )
+    for r in frame.itertuples():
         print(
-            f"{key:<12}{status:<11}{'-' if p.n == 0 else f'{p.labeled_share:.0%}':>9}"
-            f"{_num(p.observed_default_rate):>14}{_num(p.mean_pd):>9}{_num(p.auc):>7}"
-            f"{_num(p.cost_per_application):>10}"
+            f"{r.day:<12}{r.status:<11}{'-' if r.n == 0 else f'{r.labeled_share:.0%}':>9}"
+            f"{_num(r.observed_default_rate):>14}{_num(r.mean_pd):>9}{_num(r.auc):>7}"
+            f"{_num(r.cost_per_application):>10}"
         )
 
 
@@ -122,9 +114,8 @@ def print_estimated(s: Settings, engine, days: list[str]) -> None:
     the logged probabilities; nothing when the model has no hold-out to calibrate on."""
     from credit_drift.model.artifacts import ArtifactsError, load_artifacts
     from credit_drift.pipeline.config import PipelineConfig
-    from credit_drift.pipeline.estimated import cbpe_reference, estimate_logged
-    from credit_drift.storage.outcomes import read_cohort
-    from credit_drift.storage.windows import DayWindow
+    from credit_drift.pipeline.estimated import cbpe_reference
+    from credit_drift.pipeline.performance_by_day import estimated_by_day
 
     try:
         artifacts = load_artifacts(s.artifacts_dir)
@@ -132,21 +123,17 @@ def print_estimated(s: Settings, engine, days: list[str]) -> None:
         return
     if artifacts.holdout is None:
         return
-    reference = cbpe_reference(artifacts)
     config = PipelineConfig.from_settings(s)
+    frame = estimated_by_day(engine, artifacts, cbpe_reference(artifacts), days, config)
     print(
         "\nestimated performance (label-free, from the calibrated scores; "
         f"validation AUC {_num(artifacts.metrics.get('auc'))}, bound {config.min_estimated_auc:g}):"
     )
     print(f"{'day':<12}{'status':<9}{'est. AUC':>9}{'est. default rate':>19}{'est. cost/app':>15}")
-    for key in days:
-        cohort = read_cohort(engine, DayWindow.of(key))
-        e = estimate_logged(artifacts, reference, cohort, key, config, plot=False)
-        est = e.estimate
+    for r in frame.itertuples():
         print(
-            f"{key:<12}{e.status:<9}{_num(None if est is None else est.auc):>9}"
-            f"{_num(None if est is None else est.default_rate):>19}"
-            f"{_num(None if est is None else est.cost_per_application):>15}"
+            f"{r.day:<12}{r.status:<9}{_num(r.estimated_auc):>9}"
+            f"{_num(r.estimated_default_rate):>19}{_num(r.estimated_cost_per_application):>15}"
         )
 
 

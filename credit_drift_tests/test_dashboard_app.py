@@ -6,12 +6,14 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from credit_drift.dashboard import launch
 from credit_drift.dashboard.app import NO_DATA
 from credit_drift.storage import db
+from credit_drift.storage.outcomes import read_cohort
 from credit_drift_tests import dashboard_seed as seed
 
 APP = str(Path(launch.__file__).with_name("app.py"))
@@ -211,3 +213,105 @@ def test_partition_link_points_at_the_dagster_ui():
         dagster_partition_url(settings, dt.date(2026, 11, 7))
         == "http://dagster:3000/assets/drift_report?view=partitions&partition=2026-11-07"
     )
+
+
+def _frames_equal(shown, expected, columns) -> None:
+    for column in columns:
+        np.testing.assert_allclose(
+            shown[column].to_numpy(float), expected[column].to_numpy(float), rtol=1e-12
+        )
+
+
+def test_performance_page_shows_the_console_numbers(
+    db_url, model_dir, tmp_path, monkeypatch, capsys
+):
+    """Three replayed days of the small model: the first with every outcome, the second with
+    half, the third with none. Before any outcome: "no outcomes yet" beside the estimate. Then
+    the page's table holds the same numbers as `credit-drift status` prints."""
+    import streamlit as st
+    from sklearn.metrics import roc_auc_score
+
+    from credit_drift.console import print_estimated, print_realized
+    from credit_drift.model.artifacts import load_artifacts
+    from credit_drift.pipeline.config import PipelineConfig
+    from credit_drift.pipeline.estimated import cbpe_reference
+    from credit_drift.pipeline.performance_by_day import (
+        estimated_by_day,
+        model_metrics,
+        realized_by_day,
+    )
+    from credit_drift.settings import Settings
+    from credit_drift_tests.test_realized_performance import DAYS, _engine_with_ids, _send_outcomes
+
+    engine = _engine_with_ids(db_url, model_dir, tmp_path, monkeypatch)
+    settings = Settings.from_env()
+    artifacts = load_artifacts(settings.artifacts_dir)
+    estimate = estimated_by_day(
+        engine, artifacts, cbpe_reference(artifacts), DAYS, PipelineConfig.from_settings(settings)
+    )
+    assert list(estimate["n_predictions"]) == [300, 300, 300]
+    assert np.isfinite(estimate[["estimated_auc", "estimated_default_rate"]].to_numpy()).all()
+
+    at = _page("performance")
+    assert any("No outcomes yet" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    assert list(table["day"]) == list(DAYS) and "cohort_status" not in table
+    assert list(table["estimate_status"]) == list(estimate["status"])
+    _frames_equal(table, estimate, ["estimated_auc", "estimated_default_rate"])
+
+    y1 = _send_outcomes(engine, DAYS[0], 1.0, seed=1)
+    _send_outcomes(engine, DAYS[1], 0.5, seed=2)
+    st.cache_data.clear()  # the page's reads are cached for CACHE_TTL_S
+    at = _page("performance")
+    assert not at.info and not at.warning
+    table = at.dataframe[0].value
+    assert list(table["cohort_status"]) == ["mature", "partial", "immature"]
+    assert list(table["labeled_share"].iloc[:2]) == [1.0, 0.5]
+    realized = realized_by_day(
+        engine,
+        DAYS,
+        as_of=dt.datetime.now(dt.UTC),
+        horizon_days=settings.outcome_horizon_days,
+        model_metrics=model_metrics(settings.artifacts_dir),
+    )
+    _frames_equal(table, realized, ["observed_default_rate", "mean_pd", "auc"])
+    _frames_equal(table, estimate, ["estimated_auc", "estimated_default_rate"])
+    cohort = read_cohort(engine, DAYS[0])
+    assert table["auc"].iloc[0] == pytest.approx(roc_auc_score(y1, cohort["probability"]))
+    assert table["observed_default_rate"].iloc[0] == pytest.approx(y1.mean())
+    assert np.isnan(table["auc"].iloc[2])  # no outcome yet: no number
+    assert _metrics(at)["outcomes observed"] == f"{300 + 150:,}"
+
+    # `credit-drift status` prints the same numbers.
+    capsys.readouterr()
+    print_realized(settings, engine, list(DAYS))
+    print_estimated(settings, engine, list(DAYS))
+    printed = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line[:10] in DAYS:
+            printed.setdefault(line[:10], []).append(line.split())
+    for i, day in enumerate(DAYS):
+        (real_line, est_line) = printed[day]
+        row = table.iloc[i]
+        assert real_line[1] == row["cohort_status"]
+        assert real_line[3] == _three(row["observed_default_rate"])
+        assert real_line[5] == _three(row["auc"])
+        assert est_line[1:4] == [
+            row["estimate_status"],
+            _three(row["estimated_auc"]),
+            _three(row["estimated_default_rate"]),
+        ]
+
+
+def _three(value) -> str:
+    return "-" if np.isnan(value) else f"{value:.3f}"
+
+
+def test_performance_page_without_outcomes_or_hold_out_says_so(env, tmp_path, monkeypatch):
+    seed.seed(env)
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(tmp_path / "no-model"))
+    at = _page("performance")
+    assert len(at.info) == 1 and "No outcomes yet" in at.info[0].value
+    assert len(at.warning) == 1 and "No label-free estimate" in at.warning[0].value
+    assert str(tmp_path / "no-model") in at.warning[0].value  # names what is missing
+    assert not at.dataframe

@@ -150,12 +150,18 @@ def test_alert_day_drill_down(dashboard, browser, demo):
     assert f"{first['statistic']:.3f}" in text
 
 
-@pytest.mark.parametrize("page", ["scores", "operations"])
-def test_scores_and_operations_render(dashboard, browser, page):
+@pytest.mark.parametrize("page", ["scores", "performance", "operations"])
+def test_scores_performance_and_operations_render(dashboard, browser, page):
     browser.goto(f"{dashboard}/{page}")
-    needle = {"scores": "Approval rate over time", "operations": "API requests"}[page]
+    needle = {
+        "scores": "Approval rate over time",
+        "performance": "Default rate per day",
+        "operations": "API requests",
+    }[page]
     text = browser.wait_for_text(needle)
     _no_error_box(browser, text.replace("No data yet", ""))
+    if page == "performance":  # the demo posts outcomes and its model keeps its hold-out
+        assert "No outcomes yet" not in text and "No label-free estimate" not in text
 
 
 def test_empty_state_says_no_data_yet(browser, tmp_path):

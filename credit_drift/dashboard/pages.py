@@ -2,9 +2,9 @@
 that reads through the cached queries below; `PAGES` is the registry `app.py` builds the
 navigation from.
 
-Adding a page (for example realized and estimated performance, once outcomes are joined to
-predictions): write its read-only queries in `credit_drift.storage.dashboard_queries`, a function
-`performance_page(view)` here, and one `PageSpec` line in `PAGES`.
+Adding a page: write its read-only queries in `credit_drift.storage.dashboard_queries` (or
+reuse the pipeline's, as the Performance page does), a function `x_page(view)` here, and one
+`PageSpec` line in `PAGES`.
 """
 
 import datetime as dt
@@ -90,6 +90,60 @@ def distribution(url: str, day: dt.date, feature: str) -> charts.Distribution | 
     if stored.kind == "categorical":
         return charts.categorical_distribution(ref.categories, ref.counts, ref.nan_count, current)
     return charts.numeric_distribution(ref.values, ref.counts, ref.nan_count, current)
+
+
+def _day_keys(first: dt.date, last: dt.date) -> list[str]:
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def realized(
+    url: str, first: dt.date, last: dt.date, horizon_days: float, artifacts_dir: str
+) -> pd.DataFrame | None:
+    """Each day's realized performance as of now (`credit-drift status`'s numbers); None when
+    no outcome was ever recorded."""
+    import datetime as dt_
+
+    from credit_drift.pipeline.performance_by_day import model_metrics, realized_by_day
+    from credit_drift.storage.outcomes import latest_outcome_change
+
+    engine = make_engine(url)
+    if latest_outcome_change(engine) is None:
+        return None
+    return realized_by_day(
+        engine,
+        _day_keys(first, last),
+        as_of=dt_.datetime.now(dt_.UTC),
+        horizon_days=horizon_days,
+        model_metrics=model_metrics(artifacts_dir),
+    )
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def estimated(
+    url: str,
+    first: dt.date,
+    last: dt.date,
+    artifacts_dir: str,
+    min_estimated_auc: float,
+    _settings: Settings,
+) -> tuple[pd.DataFrame | None, str]:
+    """(each day's label-free estimate, "") or (None, why it cannot be estimated). The cache
+    key is the URL, the range, the artifacts folder and the AUC bound (`_settings`, which they
+    come from, is not hashed)."""
+    from credit_drift.model.artifacts import ArtifactsError, load_artifacts
+    from credit_drift.pipeline.config import PipelineConfig
+    from credit_drift.pipeline.estimated import EstimateUnavailableError, cbpe_reference
+    from credit_drift.pipeline.performance_by_day import estimated_by_day
+
+    try:
+        artifacts = load_artifacts(artifacts_dir)
+        reference = cbpe_reference(artifacts)
+    except (ArtifactsError, EstimateUnavailableError) as exc:
+        return None, str(exc)
+    config = PipelineConfig.from_settings(_settings)
+    frame = estimated_by_day(make_engine(url), artifacts, reference, _day_keys(first, last), config)
+    return frame, ""
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -406,9 +460,87 @@ def operations_page(view: View) -> None:
         st.dataframe(api, hide_index=True, width="stretch")
 
 
+def performance_page(view: View) -> None:
+    st.header("Performance")
+    s = view.settings
+    real = realized(view.url, view.first, view.last, s.outcome_horizon_days, str(s.artifacts_dir))
+    est, why_not = estimated(
+        view.url, view.first, view.last, str(s.artifacts_dir), s.min_estimated_auc, s
+    )
+    if real is None:
+        st.info(
+            "No outcomes yet: realized performance appears once outcomes are recorded "
+            "(`POST /outcomes` or `credit-drift outcomes load FILE`), each day's cohort "
+            f"maturing over {s.outcome_horizon_days:g} days.",
+            icon=":material/hourglass_empty:",
+        )
+    if est is None:
+        st.warning(f"No label-free estimate: {why_not.rstrip('.')}.", icon=":material/warning:")
+    if real is None and est is None:
+        return
+    frame = pd.DataFrame({"day": _day_keys(view.first, view.last)})
+    if est is not None:
+        frame = frame.merge(est.rename(columns={"status": "estimate_status"}), on="day")
+    if real is not None:
+        frame = frame.merge(real.rename(columns={"status": "cohort_status"}), on="day")
+    if real is not None:
+        c1, c2, c3 = st.columns(3)
+        c1.metric("days with mature cohorts", int((real["status"] == "mature").sum()))
+        c2.metric("outcomes observed", f"{int(real['n_labeled'].sum()):,}")
+        c3.metric("predictions in range", f"{int(real['n'].sum()):,}")
+    auc = {"estimated_auc": "estimated AUC", "auc": "realized AUC"}
+    rates = {
+        "estimated_default_rate": "estimated default rate",
+        "observed_default_rate": "observed default rate",
+        "mean_pd": "mean PD (labeled)",
+    }
+    st.subheader("AUC per day")
+    st.altair_chart(
+        charts.lines_chart(frame, {k: v for k, v in auc.items() if k in frame}, title="AUC"),
+        width="stretch",
+    )
+    st.subheader("Default rate per day")
+    st.altair_chart(
+        charts.rate_chart(
+            frame, {k: v for k, v in rates.items() if k in frame}, title="default rate"
+        ),
+        width="stretch",
+    )
+    st.caption(
+        "Estimated: label-free, from each day's logged probabilities calibrated on the model's "
+        "hold-out (it cannot see a change in P(default | features)). Realized: the outcomes "
+        "observed by now, on the labeled share of the cohort only while it is partial. "
+        "Days without a number have no prediction, no outcome yet, or one class only."
+    )
+    columns = {
+        "day": "day",
+        "estimate_status": "estimate",
+        "estimated_auc": st.column_config.NumberColumn("est. AUC", format="%.3f"),
+        "estimated_default_rate": st.column_config.NumberColumn("est. default rate", format="%.3f"),
+        "estimated_cost_per_application": st.column_config.NumberColumn(
+            "est. cost/app", format="%.3f"
+        ),
+        "cohort_status": "cohort",
+        "labeled_share": st.column_config.NumberColumn("labeled", format="percent"),
+        "observed_default_rate": st.column_config.NumberColumn("default rate", format="%.3f"),
+        "mean_pd": st.column_config.NumberColumn("mean PD", format="%.3f"),
+        "auc": st.column_config.NumberColumn("AUC", format="%.3f"),
+        "cost_per_application": st.column_config.NumberColumn("cost/app", format="%.3f"),
+        "n": "predictions",
+    }
+    shown = [c for c in columns if c in frame]
+    st.dataframe(
+        frame[shown],
+        hide_index=True,
+        width="stretch",
+        column_config={c: columns[c] for c in shown},
+    )
+
+
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("Drift timeline", "timeline", ":material/timeline:", timeline_page),
     PageSpec("One day", "day", ":material/search:", day_page),
     PageSpec("Scores and decisions", "scores", ":material/bar_chart:", scores_page),
+    PageSpec("Performance", "performance", ":material/verified:", performance_page),
     PageSpec("Operations", "operations", ":material/speed:", operations_page),
 )
