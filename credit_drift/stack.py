@@ -26,6 +26,8 @@ from pathlib import Path
 from credit_drift.errors import CreditDriftError
 from credit_drift.settings import Settings, normalize_database_url, redact_url
 
+#: The code location's name, in the stack's workspace and in the web server's GraphQL.
+LOCATION_NAME = "credit_drift.definitions"
 #: The repository (deploy/ holds the templates; the code location is imported from here).
 PROJECT = Path(__file__).resolve().parent.parent
 DEPLOY = PROJECT / "deploy"
@@ -167,7 +169,7 @@ def render(lay: StackLayout, ports: Ports, *, api_workers: int, celery_workers: 
         "  - grpc_server:\n"
         "      host: 127.0.0.1\n"
         f"      port: {ports.code_server}\n"
-        "      location_name: credit_drift.definitions\n",
+        f"      location_name: {LOCATION_NAME}\n",
         encoding="utf-8",
     )
 
@@ -219,6 +221,56 @@ def _http_ok(url: str) -> bool:
             return resp.status == 200
     except OSError:
         return False
+
+
+#: What the web server says of the code location: loaded, loading, or the error it got.
+_LOCATION_QUERY = """
+query {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } }
+      }
+    }
+  }
+}
+"""
+_RELOAD_LOCATION = """
+mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) { __typename } }
+"""
+
+
+def _graphql(web: str, query: str, variables: dict | None = None) -> dict | None:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(
+        f"{web}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read()).get("data")
+    except (OSError, ValueError):
+        return None
+
+
+def location_state(web: str) -> tuple[str, str]:
+    """("loaded" | "loading" | "error" | "unknown", detail) for the stack's code location as
+    the web server sees it. The web server answers /server_info before it has reached the code
+    server; a run launched then fails with "job not found"."""
+    data = _graphql(web, _LOCATION_QUERY)
+    workspace = (data or {}).get("workspaceOrError") or {}
+    entries = [e for e in workspace.get("locationEntries") or [] if e["name"] == LOCATION_NAME]
+    if not entries:
+        return "unknown", "the web server lists no location " + LOCATION_NAME
+    entry = entries[0]
+    loaded = entry.get("locationOrLoadError") or {}
+    if entry["loadStatus"] != "LOADED":
+        return "loading", entry["loadStatus"]
+    if loaded.get("__typename") == "RepositoryLocation":
+        return "loaded", ""
+    return "error", (loaded.get("message") or str(loaded)).strip().splitlines()[-1:][0]
 
 
 def _listing(lay: StackLayout, info: dict) -> list[str]:
@@ -291,18 +343,27 @@ def up(
     expected = {"redis", "code-server", "api", "webserver", "daemon"} | {
         f"celery-worker-{i}" for i in range(celery_workers)
     }
+    web = f"http://127.0.0.1:{ports.webserver}"
+    reloaded_at = 0.0
     while True:
         states = {name.split(":")[-1]: st for name, (st, _) in program_status(lay).items()}
         running = {n for n, st in states.items() if st == "RUNNING"}
         failed = {n for n, st in states.items() if st == "FATAL"}  # gave up retrying
-        web_ok = _http_ok(f"http://127.0.0.1:{ports.webserver}/server_info")
+        web_ok = _http_ok(f"{web}/server_info")
         api_ok = _http_ok(f"http://127.0.0.1:{ports.api}/health")
-        if expected <= running and web_ok and api_ok:
+        location, detail = location_state(web) if web_ok else ("unknown", "")
+        if location == "error" and time.monotonic() - reloaded_at > 5:
+            # The web server reached for the code server before it listened: ask it again.
+            _graphql(web, _RELOAD_LOCATION, {"name": LOCATION_NAME})
+            reloaded_at = time.monotonic()
+        if expected <= running and web_ok and api_ok and location == "loaded":
             break
         if failed or time.monotonic() > deadline:
             missing = sorted(expected - running)
             missing += [] if web_ok else ["webserver (no answer on /server_info)"]
             missing += [] if api_ok else ["api (no answer on /health)"]
+            if web_ok and location != "loaded":
+                missing += [f"code location {LOCATION_NAME} ({location}: {detail})"]
             what = ", ".join(sorted(failed)) or "not up in time: " + ", ".join(missing)
             down(settings)
             raise StackError(f"the stack did not start ({what}); see the logs in {lay.logs}")

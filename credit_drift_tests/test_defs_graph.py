@@ -54,7 +54,13 @@ def test_dependencies():
     assert deps("production_window") == {"predictions"}
     assert deps("feature_drift") == {"production_window", "reference_profile"}
     assert deps("evidently_report") == {"production_window", "feature_drift", "reference_profile"}
-    assert deps("drift_report") == {"production_window", "feature_drift", "reference_profile"}
+    # The day's segment table is shown on its drift report.
+    assert deps("drift_report") == {
+        "production_window",
+        "feature_drift",
+        "segment_drift",
+        "reference_profile",
+    }
     assert deps("operational_metrics") == {"production_window", "reference_profile"}
     assert deps("stability_report") == {"production_window", "feature_drift", "reference_profile"}
     assert deps("drift_evidence") == {"feature_drift", "reference_profile"}
@@ -94,7 +100,12 @@ def test_snapshot_of_what_runs_where():
     def describe(key):
         assets_def = defs.resolve_assets_def(key)
         spec = _specs()[key]
-        carries = key in ("production_window", "feature_drift", "realized_performance")
+        carries = key in (
+            "production_window",
+            "feature_drift",
+            "realized_performance",
+            "segment_drift",
+        )
         return (
             assets_def.get_io_manager_key_for_asset_key(assets_def.key) if carries else "-",
             assets_def.op.pool,
@@ -103,7 +114,7 @@ def test_snapshot_of_what_runs_where():
         )
 
     multi = "BackfillPolicy.multi_run(max_partitions_per_run=7)"
-    # The two assets whose values later steps take go through the daily IO manager; the others
+    # The assets whose values later steps take go through the daily IO manager; the others
     # return no value (their products are database rows and report files).
     daily_io, none, pool = "daily_io_manager", "-", "credit_drift_database"
     assert {key: describe(key) for key in DAILY | {"reference_profile"}} == {
@@ -121,7 +132,7 @@ def test_snapshot_of_what_runs_where():
             while_cohorts_mature(OUTCOME_HORIZON_DAYS),
         ),
         "estimated_performance": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
-        "segment_drift": (none, None, multi, DOWNSTREAM_OF_THE_DAY),
+        "segment_drift": (daily_io, None, multi, DOWNSTREAM_OF_THE_DAY),
         "reference_profile": (none, pool, "None", None),
     }
 

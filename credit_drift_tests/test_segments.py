@@ -244,6 +244,7 @@ def segment_days(db_url, model_dir, tmp_path, monkeypatch):
 
 def test_segment_drift_asset_flags_the_drifted_segment_only(segment_days, tmp_path):
     from credit_drift.defs.assets import (
+        drift_report,
         feature_drift,
         production_window,
         reference_profile,
@@ -259,7 +260,7 @@ def test_segment_drift_asset_flags_the_drifted_segment_only(segment_days, tmp_pa
 
     def day(key):
         result = dg.materialize(
-            [production_window, feature_drift, segment_drift],
+            [production_window, feature_drift, segment_drift, drift_report],
             partition_key=key,
             resources=resources,
             instance=instance,
@@ -293,6 +294,12 @@ def test_segment_drift_asset_flags_the_drifted_segment_only(segment_days, tmp_pa
     page = (tmp_path / "state" / "reports" / "2026-11-06" / "segments.html").read_text()
     assert "NAME_INCOME_TYPE_Pensioner=1" in page and "correction" in page
     assert seg["report_path"].value.endswith("segments.html")
+    # The day's drift report shows the same table, carried to it by the IO manager.
+    report = drifted["drift_report"]
+    assert report["segment_status"].value == seg["status"].value
+    assert report["flagged_segments"].value == seg["flagged_segments"].value
+    shown = [r.data for r in report["segments"].value.records]
+    assert shown == [r.data for r in seg["segments"].value.records]
 
 
 def test_segment_drift_needs_a_reference_fitted_with_the_segments(

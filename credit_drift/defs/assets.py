@@ -54,6 +54,7 @@ IO = "daily_io_manager"
 
 Windows = dict[str, ProductionWindow]
 Drifts = dict[str, FeatureDriftResult]
+Segments = dict[str, segments_step.SegmentDriftResult]
 
 predictions = dg.AssetSpec(
     "predictions",
@@ -314,6 +315,7 @@ def drift_report(
     context: dg.AssetExecutionContext,
     production_window: Windows,
     feature_drift: Drifts,
+    segment_drift: Segments,
     database: PredictionDatabaseResource,
     reference: ReferenceProfileResource,
     project: ProjectResource,
@@ -323,7 +325,8 @@ def drift_report(
     multivariate drift score and the status OK / WARNING / ALERT, or NO_DATA for an empty day.
     An alerting day's alert is written in the same transaction; `drift_alert_sensor` delivers
     it. Also why the score moved: the change in mean log-odds against the reference sample,
-    split over the features by the model's own contributions (table and figure)."""
+    split over the features by the model's own contributions (table and figure). With segment
+    columns configured, the day's per-segment table (`segment_drift`) is shown here too."""
     engine, loaded, config = database.engine(), reference.load(), project.config()
     artifacts = project.artifacts()
     reports = {}
@@ -356,11 +359,23 @@ def drift_report(
                 ),
                 "top_drifted_features": md.table(out.top_features),
                 **_attribution_metadata(out.attribution),
+                **_segment_metadata(segment_drift.get(day.key)),
                 **md.figures(out.figures),
             },
             partition_key=day.key,
         )
     return dg.MaterializeResult(check_results=_report_checks(reports))
+
+
+def _segment_metadata(segments) -> dict[str, dg.MetadataValue]:
+    """The day's segments on the drift report's page: status, flagged ones, the table."""
+    if segments is None or not segments.configured:
+        return {}
+    return {
+        "segment_status": dg.MetadataValue.text(segments.status),
+        "flagged_segments": dg.MetadataValue.json(list(segments.flagged)),
+        "segments": md.table(segments.table),
+    }
 
 
 def _attribution_metadata(attribution) -> dict[str, dg.MetadataValue]:
@@ -744,6 +759,7 @@ def _performance_metadata(perf: performance.CohortPerformance) -> dict[str, dg.M
     deps=[reference_profile],
     group_name=GROUP,
     kinds={"numpy", "html"},
+    io_manager_key=IO,
     automation_condition=DOWNSTREAM_OF_THE_DAY,
     check_specs=[
         dg.AssetCheckSpec(
@@ -773,7 +789,7 @@ def segment_drift(
     for day in day_windows(context):
         out = segments_step.compute_segment_drift(loaded, production_window[day.key], config)
         results[day.key] = out
-        if out is None:
+        if not out.configured:
             meta = {"status": "NO_DATA", "segments": "no segment column configured"}
         else:
             if out.flagged:
@@ -792,9 +808,9 @@ def segment_drift(
                 **md.floats(compute_seconds=out.seconds),
             }
         context.add_asset_metadata(meta, partition_key=day.key)
-    flagged = {d: list(r.flagged) if r else [] for d, r in results.items()}
+    flagged = {d: list(r.flagged) for d, r in results.items()}
     calm, not_calm = _all_days({d: not f for d, f in flagged.items()})
-    alert = any(r is not None and r.status == "ALERT" for r in results.values())
+    alert = any(r.status == "ALERT" for r in results.values())
     check = dg.AssetCheckResult(
         check_name="segments_stable",
         passed=calm,
@@ -802,7 +818,7 @@ def segment_drift(
         metadata=md.per_day("flagged_segments", flagged),
         description=not_calm,
     )
-    return dg.MaterializeResult(check_results=[check])
+    return dg.MaterializeResult(value=results, check_results=[check])
 
 
 def _days_before(day, settings) -> str:

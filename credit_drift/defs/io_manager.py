@@ -27,6 +27,7 @@ from upath import UPath
 from credit_drift.pipeline.feature_drift import FeatureDriftResult
 from credit_drift.pipeline.parts import Parts, Storable
 from credit_drift.pipeline.performance import CohortPerformance
+from credit_drift.pipeline.segments import SegmentDriftResult
 from credit_drift.pipeline.window import ProductionWindow
 
 MANIFEST = "CURRENT.json"
@@ -35,7 +36,8 @@ MANIFEST = "CURRENT.json"
 ALLOW_MISSING_DAYS = "allow_missing_days"
 #: The value classes this IO manager stores, by the kind their parts name.
 STORED_KINDS: dict[str, type] = {
-    cls.KIND: cls for cls in (ProductionWindow, FeatureDriftResult, CohortPerformance)
+    cls.KIND: cls
+    for cls in (ProductionWindow, FeatureDriftResult, CohortPerformance, SegmentDriftResult)
 }
 #: Version folders older than the current one and its predecessor are removed after a write; a
 #: temporary manifest older than this is an abandoned write and removed too.
