@@ -130,6 +130,74 @@ def test_status_of_a_stack_that_is_not_running(tmp_path):
     assert out.returncode == 0 and "the stack was not running" in out.stdout
 
 
+@pytest.fixture
+def fake_webserver():
+    """A real HTTP server answering the web server's GraphQL with a code location that failed
+    to load (the code server was not listening yet) until it is asked to reload it."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = {"reloads": 0, "status": "LOADED", "loaded": False}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if "reloadRepositoryLocation" in body["query"]:
+                assert body["variables"] == {"name": LOCATION}
+                state["reloads"] += 1
+                state["loaded"] = True
+                data = {"reloadRepositoryLocation": {"__typename": "WorkspaceLocationEntry"}}
+            else:
+                error = {"__typename": "PythonError", "message": "failed to connect\nUNAVAILABLE"}
+                entry = {
+                    "name": LOCATION,
+                    "loadStatus": state["status"],
+                    "locationOrLoadError": (
+                        {"__typename": "RepositoryLocation"} if state["loaded"] else error
+                    ),
+                }
+                data = {"workspaceOrError": {"__typename": "Workspace", "locationEntries": [entry]}}
+            out = json.dumps({"data": data}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_code_location_is_loaded_only_when_the_web_server_says_so(fake_webserver):
+    """`stack up` waits on this: the web server answers /server_info before it has reached the
+    code server, and a run launched then fails with PipelineNotFoundError."""
+    from credit_drift import stack
+
+    web, state = fake_webserver
+    state["status"] = "LOADING"
+    assert stack.location_state(web) == ("loading", "LOADING")
+    state["status"] = "LOADED"
+    assert stack.location_state(web) == ("error", "UNAVAILABLE")
+    assert stack._graphql(web, stack._RELOAD_LOCATION, {"name": stack.LOCATION_NAME})
+    assert state["reloads"] == 1
+    assert stack.location_state(web) == ("loaded", "")
+    # Nobody listening: unknown, not an exception (a bounded wait).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    assert stack.location_state(closed)[0] == "unknown"
+
+
 def test_rendered_configuration_has_every_program(tmp_path):
     """The supervisord template renders with absolute paths and the ports asked for, and
     supervisord itself accepts it (its own parser)."""
