@@ -21,6 +21,7 @@ from credit_drift.defs.assets import (
     feature_drift,
     production_window,
     reference_profile,
+    segment_drift,
 )
 from credit_drift.defs.resources import resources_from_settings
 from credit_drift.pipeline import alerts as delivery
@@ -37,8 +38,9 @@ from credit_drift.storage.db import make_engine, upgrade
 from credit_drift.storage.drift_results import read_drift_reports, read_feature_drift
 from credit_drift_tests.conftest import replay_batches
 
-# drift_report depends on feature_drift and production_window: the alert needs nothing else.
-DAY_ASSETS = [production_window, feature_drift, drift_report]
+# drift_report depends on feature_drift and production_window (and shows segment_drift's table,
+# empty with no segment configured): the alert needs nothing else.
+DAY_ASSETS = [production_window, feature_drift, segment_drift, drift_report]
 START = "2026-11-01"
 BATCH_SIZE = 600  # measured: clean -> OK (0%), sudden 0.5/0.7 -> ALERT (50-57%), gradual 0.5 ->
 # WARNING (about 19%) with the module's model and the replay's default seed

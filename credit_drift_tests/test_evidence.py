@@ -105,13 +105,14 @@ def test_drift_evidence_reads_the_stored_days_and_drift_report_says_why_the_scor
         feature_drift,
         production_window,
         reference_profile,
+        segment_drift,
     )
 
     resources = gradual_days
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([reference_profile], resources=resources, instance=instance).success
     days = ["2026-11-01", "2026-11-02", "2026-11-03"]
-    upstream = [production_window, feature_drift, drift_report]
+    upstream = [production_window, feature_drift, segment_drift, drift_report]
     for day in days:
         assert dg.materialize(
             upstream, partition_key=day, resources=resources, instance=instance
