@@ -246,7 +246,11 @@ def test_0004_keeps_logged_predictions_and_adds_outcomes(db_url):
     }
     indexes = {i["name"]: i for i in inspector.get_indexes("outcomes")}
     assert indexes["uq_outcomes_current"]["unique"]
-    assert _diffs(db_url) == []
+    # Only what 0005 adds (on PostgreSQL) is still missing.
+    expected = (
+        [("add_table", "prediction_request_ids")] if conn.dialect.name == "postgresql" else []
+    )
+    assert [(d[0], d[1].name) for d in _diffs(db_url)] == expected
 
     # And back: 0003's schema, the prediction still there.
     _migrate_to(db_url, "0003", down=True)
