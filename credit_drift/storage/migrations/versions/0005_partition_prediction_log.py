@@ -20,7 +20,7 @@ A primary key or unique constraint on a partitioned table must contain the parti
   it runs inside the inserting statement (INSERT or COPY), so a duplicate request id fails that
   statement and rolls its transaction back exactly as the old UNIQUE constraint did;
 - `created_at` is indexed by BRIN (a day partition is scanned whole by a day's window anyway;
-  BRIN serves sub-day ranges at a fraction of a btree's size).
+  BRIN serves sub-day ranges with 48 KiB per partition, a btree takes about 25 bytes a row).
 
 The copy rewrites the tables in the migration's transaction (locked meanwhile): plan it like
 any table rewrite. SQLite: nothing changes (no partitioning; `predictions.request_id` keeps its
