@@ -134,14 +134,61 @@ def _bar(total: int, desc: str, unit: str, *, enabled: bool):
 
 
 def cmd_db(args: argparse.Namespace) -> None:
-    from credit_drift.storage.db import current_revision, upgrade
+    from credit_drift.storage.db import current_revision, make_engine, upgrade
 
     url = args.database_url or _settings().database_url
-    if args.db_command == "upgrade":
-        upgrade(url)
-        print(f"database at revision {current_revision(url)}: {redact_url(url)}")
-    else:
+    if args.db_command == "current":
         print(current_revision(url) or "(empty database: run `credit-drift db upgrade`)")
+        return
+    upgrade(url)
+    if args.db_command == "upgrade":
+        print(f"database at revision {current_revision(url)}: {redact_url(url)}")
+    elif args.db_command == "partitions":
+        _db_partitions(make_engine(url), args.ahead)
+    else:
+        _db_prune(make_engine(url), args)
+
+
+def _db_partitions(engine, ahead: int) -> None:
+    from credit_drift.storage.partitions import ensure_partitions
+
+    if engine.dialect.name != "postgresql":
+        print("SQLite: the prediction log is not partitioned; nothing to create")
+        return
+    try:
+        created = ensure_partitions(engine, ahead=ahead)
+    except ValueError as exc:
+        raise CliError(f"--ahead: {exc}") from exc
+    for c in created:
+        moved = f" ({c.rows_moved} row(s) moved in from {c.table}_default)" if c.rows_moved else ""
+        print(f"created {c.table} partition of {c.day}{moved}")
+    print(f"{len(created)} partition(s) created; every day up to {ahead} day(s) ahead has one")
+
+
+def _db_prune(engine, args: argparse.Namespace) -> None:
+    from collections import defaultdict
+
+    from credit_drift.storage.retention import prune
+
+    try:
+        result = prune(
+            engine, older_than_days=args.older_than, force=args.force, dry_run=args.dry_run
+        )
+    except ValueError as exc:
+        raise CliError(f"--older-than: {exc}") from exc
+    verb = "would drop" if result.dry_run else "dropped"
+    total: dict[str, int] = defaultdict(int)
+    for d in result.dropped:
+        how = "partition" if d.how == "partition" else "rows deleted"
+        print(f"{verb} {d.table} {d.day}: {d.rows} row(s) ({how})")
+        total[d.table] += d.rows
+    for d in result.kept_unreported:
+        print(
+            f"kept {d.table} {d.day}: {d.rows} row(s), no drift report for that day yet "
+            "(materialize it, or pass --force)"
+        )
+    summary = ", ".join(f"{n} {table} row(s)" for table, n in total.items()) or "nothing"
+    print(f"{verb} {summary} from before {result.keep_from} (UTC)")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -435,9 +482,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="database schema: `db upgrade` applies migrations (safe to run twice)",
         description="Manage the prediction-log database named by DATABASE_URL (SQLite by default).",
     )
-    p.add_argument("db_command", choices=["upgrade", "current"], help="upgrade | current")
     p.add_argument("--database-url", help="override DATABASE_URL")
     p.set_defaults(func=cmd_db)
+    dsub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    actions = {
+        "upgrade": dsub.add_parser("upgrade", help="apply the migrations (safe to run twice)"),
+        "current": dsub.add_parser("current", help="print the database's revision"),
+        "partitions": dsub.add_parser(
+            "partitions",
+            help="PostgreSQL: create the prediction log's day partitions ahead",
+            description="Create the day partitions of predictions and api_logs from yesterday "
+            "to --ahead days ahead (UTC), and of every day whose rows wait in a default "
+            "partition (they are moved in). The API at start-up and every pipeline run do the "
+            "same with --ahead 7. SQLite: nothing to do.",
+        ),
+        "prune": dsub.add_parser(
+            "prune",
+            help="delete the prediction log's days older than N days (PostgreSQL: drop them)",
+            description="Remove the predictions and api_logs of the days before today - "
+            "--older-than (UTC): PostgreSQL drops whole day partitions, SQLite deletes rows. A "
+            "day of predictions without a drift report is kept unless --force. Outcomes stay; "
+            "a pruned day's realized performance can no longer be computed.",
+        ),
+    }
+    actions["partitions"].add_argument(
+        "--ahead", type=int, default=7, help="days ahead of today to cover (default 7)"
+    )
+    actions["prune"].add_argument(
+        "--older-than", type=int, required=True, metavar="DAYS", help="keep the last DAYS days"
+    )
+    actions["prune"].add_argument(
+        "--force", action="store_true", help="also drop days that have no drift report"
+    )
+    actions["prune"].add_argument(
+        "--dry-run", action="store_true", help="say what would be dropped, drop nothing"
+    )
+    for action in actions.values():
+        # Accepted after the action too (`db upgrade --database-url ...`).
+        action.add_argument(
+            "--database-url", default=argparse.SUPPRESS, help="override DATABASE_URL"
+        )
 
     p = sub.add_parser(
         "serve",

@@ -10,7 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from credit_drift.storage import db
-from credit_drift.storage.schema import metadata
+from credit_drift.storage.partitions import is_partition_name
+from credit_drift.storage.schema import include_object, metadata
 
 TABLES = {
     "feature_schemas",
@@ -25,6 +26,16 @@ TABLES = {
     "idempotency_keys",
     "outcomes",
 }
+# PostgreSQL only (0005): the request ids of the day-partitioned prediction log.
+POSTGRES_TABLES = {"prediction_request_ids"}
+
+
+def _tables(names, dialect: str) -> set[str]:
+    """The tables of a migrated database, without the day partitions; checks the extras."""
+    names = {n for n in names if not is_partition_name(n)}
+    expected = TABLES | (POSTGRES_TABLES if dialect == "postgresql" else set())
+    assert names - {"alembic_version", "predictions_json"} == expected
+    return names
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +46,10 @@ def _dispose_engines():
 
 def _diffs(url: str) -> list:
     with db.make_engine(url).connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(
+            conn, opts={"include_object": include_object(conn.dialect.name)}
+        )
+        return compare_metadata(context, metadata)
 
 
 def test_upgrade_twice_creates_tables_and_view(db_url):
@@ -44,7 +58,8 @@ def test_upgrade_twice_creates_tables_and_view(db_url):
     assert db.upgrade(db_url) == db.head_revision()  # second run: no error, no change
     assert db.current_revision(db_url) == db.head_revision()
     inspector = sa.inspect(db.make_engine(db_url))
-    assert set(inspector.get_table_names()) == TABLES | {"alembic_version"}
+    tables = _tables(inspector.get_table_names(), inspector.dialect.name)
+    assert "alembic_version" in tables
     assert inspector.get_view_names() == ["predictions_json"]
     assert "ix_predictions_created_at" in {i["name"] for i in inspector.get_indexes("predictions")}
 
@@ -79,6 +94,14 @@ def test_sqlite_and_postgres_get_the_same_schema(sqlite_url, postgres_url):
     db.upgrade(sqlite_url)
     db.upgrade(postgres_url)
     on_sqlite, on_postgres = _describe(sqlite_url), _describe(postgres_url)
+    # The differences the day partitions of 0005 make, and only these: a partitioned table's
+    # primary key holds the partition key, and request ids are unique by their own table.
+    assert on_postgres["predictions"]["pk"] == on_postgres["api_logs"]["pk"] == ["id", "created_at"]
+    assert on_postgres["predictions"]["unique"] == []
+    assert on_sqlite["predictions"]["unique"] == [("uq_predictions_request_id", ("request_id",))]
+    for table in ("predictions", "api_logs"):
+        on_postgres[table]["pk"] = ["id"]
+    on_postgres["predictions"]["unique"] = on_sqlite["predictions"]["unique"]
     assert on_sqlite == on_postgres
     assert on_sqlite["drift_alerts"]["unique"] == [
         ("uq_drift_alerts_report_date", ("report_date",))
@@ -106,7 +129,7 @@ def test_postgres_objects_live_in_the_urls_schema(postgres_url):
             sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
             {"s": schema},
         ).scalars()
-        assert set(found) == TABLES | {"alembic_version", "predictions_json"}
+        assert _tables(found, "postgresql") >= {"alembic_version", "predictions_json"}
         in_public = conn.execute(
             sa.text(
                 "SELECT count(*) FROM information_schema.tables "
@@ -223,7 +246,11 @@ def test_0004_keeps_logged_predictions_and_adds_outcomes(db_url):
     }
     indexes = {i["name"]: i for i in inspector.get_indexes("outcomes")}
     assert indexes["uq_outcomes_current"]["unique"]
-    assert _diffs(db_url) == []
+    # Only what 0005 adds (on PostgreSQL) is still missing.
+    expected = (
+        [("add_table", "prediction_request_ids")] if conn.dialect.name == "postgresql" else []
+    )
+    assert [(d[0], d[1].name) for d in _diffs(db_url)] == expected
 
     # And back: 0003's schema, the prediction still there.
     _migrate_to(db_url, "0003", down=True)

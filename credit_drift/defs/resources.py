@@ -40,10 +40,13 @@ class PredictionDatabaseResource(dg.ConfigurableResource):
     def engine(self) -> Engine:
         if self._engine is None:
             from credit_drift.storage.db import make_engine, upgrade
+            from credit_drift.storage.partitions import ensure_partitions
 
             url = normalize_database_url(self.url)
             upgrade(url)  # idempotent and cheap; a fresh state directory just works
             self._engine = make_engine(url)
+            # PostgreSQL: each run creates the log's partitions a week ahead (no-op on SQLite).
+            ensure_partitions(self._engine)
         return self._engine
 
 

@@ -2,8 +2,9 @@
 fast 503s, and the readiness check.
 
 `DatabaseGate.run(fn)` runs one storage call. The first successful call migrates the database
-(`storage.db.upgrade`, a no-op when at head) and registers the model's feature schema, so the API
-starts even while the database is down.
+(`storage.db.upgrade`, a no-op when at head), creates the prediction log's coming day partitions
+on PostgreSQL (`storage.partitions.ensure_partitions`) and registers the model's feature schema,
+so the API starts even while the database is down.
 
 Every call has a deadline (`ServingConfig.database_timeout_seconds`): it runs on the gate's own
 worker threads and the caller stops waiting at the deadline. The engine bounds what it can
@@ -36,6 +37,7 @@ from sqlalchemy.engine import Engine
 
 from credit_drift.features import FeatureSchema
 from credit_drift.storage.db import make_engine, upgrade
+from credit_drift.storage.partitions import ensure_partitions
 from credit_drift.storage.predictions import register_feature_schema
 
 T = TypeVar("T")
@@ -246,6 +248,9 @@ class DatabaseGate:
         with self._ready_lock:
             if not self._ready:
                 upgrade(self.url)
+                # PostgreSQL: the coming days' partitions of the log (cheap when they exist;
+                # a day without one would still be written, to the default partition).
+                ensure_partitions(make_engine(self.url))
                 register_feature_schema(self.engine, self.schema)
                 self._ready = True
 

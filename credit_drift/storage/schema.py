@@ -14,6 +14,11 @@ tests see the same Python values on both databases:
 Free-form JSON columns are JSONB on PostgreSQL and JSON text on SQLite. The view
 `predictions_json` is created by migration 0001 (it is not a table of this metadata);
 `predictions_json_view` below lets Core queries select from it.
+
+On PostgreSQL, `predictions` and `api_logs` are range-partitioned by UTC day on `created_at`
+(migration 0005, `storage.partitions`): their primary key there is (id, created_at) and request
+ids are kept unique by `prediction_request_ids`. Objects of one dialect only carry
+`info[ONLY_ON]`; `include_object` is the schema comparison that knows it.
 """
 
 import datetime as dt
@@ -148,6 +153,34 @@ def _big_id() -> sa.types.TypeEngine:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+# Key of `info` naming the one dialect a table or constraint exists on (migration 0005: the
+# prediction log is partitioned by day on PostgreSQL only); see `include_object`.
+ONLY_ON = "credit_drift_only_on"
+
+
+def _created_at_index(table: str) -> sa.Index:
+    # PostgreSQL: BRIN (rows arrive in time order): 48 KiB per day partition whatever its
+    # rows, where a btree takes about 25 bytes a row (benchmarks/README.md, "Partitions").
+    # SQLite: a btree.
+    return sa.Index(f"ix_{table}_created_at", "created_at", postgresql_using="brin")
+
+
+def include_object(dialect_name: str):
+    """Alembic's `include_object` for a database of `dialect_name`: leaves out the objects of
+    the other dialect (`ONLY_ON`) and the day partitions of the prediction log, which the
+    metadata does not list (they come and go with `storage.partitions`)."""
+    from credit_drift.storage.partitions import is_partition_name
+
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        if type_ == "table" and reflected and compare_to is None and is_partition_name(name):
+            return False
+        declared = compare_to if reflected else obj
+        only_on = None if declared is None else declared.info.get(ONLY_ON)
+        return only_on is None or only_on == dialect_name
+
+    return include
+
+
 feature_schemas = sa.Table(
     "feature_schemas",
     metadata,
@@ -161,8 +194,8 @@ predictions = sa.Table(
     "predictions",
     metadata,
     sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
-    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
-    sa.Column("request_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=False),
     sa.Column(
         "feature_schema_version",
         sa.String(64),
@@ -190,13 +223,17 @@ predictions = sa.Table(
         comment="the client's application id (e.g. SK_ID_CURR); links outcomes",
     ),
     sa.CheckConstraint(f"source IN {PREDICTION_SOURCES!r}", name="source"),
+    # SQLite: request ids are unique by this constraint. PostgreSQL (partitioned by day, where
+    # a unique constraint must include created_at): by `prediction_request_ids` below.
+    sa.UniqueConstraint("request_id", info={ONLY_ON: "sqlite"}),
+    _created_at_index("predictions"),
 )
 
 api_logs = sa.Table(
     "api_logs",
     metadata,
     sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
-    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("request_id", sa.String(128), nullable=True),
     sa.Column("method", sa.String(16), nullable=False),
     sa.Column("endpoint", sa.String(256), nullable=False),
@@ -205,6 +242,19 @@ api_logs = sa.Table(
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("n_items", sa.Integer(), nullable=False),
     sa.Column("client", sa.String(256), nullable=True),
+    _created_at_index("api_logs"),
+)
+
+# PostgreSQL only (migration 0005): the request id of every logged prediction, filled by a
+# statement trigger on `predictions` in the inserting statement itself (INSERT and COPY alike),
+# so its primary key keeps request ids unique across all day partitions. `db prune` deletes the
+# ids of the rows it drops.
+prediction_request_ids = sa.Table(
+    "prediction_request_ids",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    info={ONLY_ON: "postgresql"},
 )
 
 reference_profiles = sa.Table(

@@ -7,7 +7,7 @@ schema (PostgreSQL search_path), so no schema name is hard-coded anywhere.
 
 from alembic import context
 
-from credit_drift.storage.schema import metadata
+from credit_drift.storage.schema import include_object, metadata
 
 config = context.config
 
@@ -39,6 +39,7 @@ def _run(connection) -> None:
         # SQLite cannot ALTER most things; batch mode makes future migrations portable.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -32,6 +32,7 @@ from credit_drift.storage.schema import (
     PREDICTION_SOURCES,
     SQLITE_DATETIME_FORMAT,
     json_dumps,
+    prediction_request_ids,
     predictions,
     vector_to_json,
 )
@@ -197,13 +198,14 @@ def insert_predictions(
 
 def _raise_if_duplicates(engine: Engine, request_ids: Sequence[str], exc: Exception) -> None:
     found: list[str] = []
+    # PostgreSQL: the day-partitioned log has no index on request_id; the ids are claimed in
+    # prediction_request_ids (its primary key is what refused the insert).
+    table = prediction_request_ids if engine.dialect.name == "postgresql" else predictions
     with engine.connect() as conn:
         for start in range(0, len(request_ids), 1000):
             chunk = list(request_ids[start : start + 1000])
             found += (
-                conn.execute(
-                    sa.select(predictions.c.request_id).where(predictions.c.request_id.in_(chunk))
-                )
+                conn.execute(sa.select(table.c.request_id).where(table.c.request_id.in_(chunk)))
                 .scalars()
                 .all()
             )
@@ -349,15 +351,18 @@ _LZ4_FOR_THIS_TRANSACTION = (
 def _copy_in_postgresql(
     conn: Connection, schema: FeatureSchema, cols: _BulkColumns, chunk_rows: int
 ) -> None:
+    import psycopg2
+
     reader = _IterReader(_copy_chunks(cols, schema.version, chunk_rows))
     cursor = conn.connection.cursor()
+    statement = f"COPY predictions ({_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
     try:
         cursor.execute(_LZ4_FOR_THIS_TRANSACTION)
-        cursor.copy_expert(
-            f"COPY predictions ({_COPY_COLUMNS}) FROM STDIN (FORMAT binary)",
-            reader,
-            size=_COPY_READ_SIZE,
-        )
+        cursor.copy_expert(statement, reader, size=_COPY_READ_SIZE)
+    except psycopg2.IntegrityError as exc:
+        # The raw cursor's error, as SQLAlchemy would have wrapped it: a request id already
+        # claimed (prediction_request_ids) is told apart by the caller.
+        raise sa.exc.IntegrityError(statement, None, exc) from exc
     finally:
         cursor.close()
 
