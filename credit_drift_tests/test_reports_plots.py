@@ -200,6 +200,26 @@ def test_distribution_panels_plot_the_same_bars_as_a_density_histogram(
     assert (cur_heights * width).sum() == pytest.approx(1.0)
 
 
+def test_reference_counts_stored_as_uint8_give_the_true_histogram(monkeypatch, tmp_path):
+    # A stored profile keeps a continuous column's counts (all 1) as uint8; numpy sums weights
+    # in their dtype, so 1,000 rows in a bin came out as 232 (1,000 mod 256) before.
+    from credit_drift.stats.reference import NumericReference
+
+    column = np.random.default_rng(3).normal(size=20_000)
+    ref = NumericReference.from_values(column)
+    assert ref.counts.dtype == np.uint8
+    summaries = {"x": (ref.values, ref.counts, 0)}
+    current = pd.DataFrame({"x": column[:500]})
+    (panel,) = _drawn_panels(
+        monkeypatch,
+        lambda: plot_feature_distributions(summaries, current, ["x"], {}, tmp_path / "u8.png"),
+    )
+    (heights, edges), _ = panel["steps"]
+    expected, _ = np.histogram(np.clip(column, edges[0], edges[-1]), bins=edges, density=True)
+    np.testing.assert_allclose(heights, expected, rtol=1e-12)
+    assert (heights * np.diff(edges)).sum() == pytest.approx(1.0)
+
+
 def test_distribution_figure_looks_as_it_did_with_bar_patches(
     reference_columns, rng, monkeypatch, tmp_path
 ):

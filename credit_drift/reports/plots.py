@@ -396,7 +396,14 @@ def density_histogram(
     values: np.ndarray, bins: np.ndarray, weights: np.ndarray | None = None
 ) -> np.ndarray:
     """The bar heights of a density histogram over `bins` (each side of a distribution panel):
-    what `Axes.hist(values, bins, weights=weights, density=True)` draws."""
+    what `Axes.hist(values, bins, weights=weights, density=True)` draws.
+
+    Integer weights are summed as int64: numpy sums them in their own dtype, and a stored
+    profile keeps its counts in the narrowest unsigned type (uint8 for a continuous column), in
+    which a bin of 300 rows would wrap around to 44."""
+    if weights is not None:
+        weights = np.asarray(weights)
+        weights = weights.astype(np.int64 if weights.dtype.kind in "iub" else np.float64)
     heights, _ = np.histogram(values, bins=bins, weights=weights, density=True)
     return heights
 
