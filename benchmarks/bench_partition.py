@@ -3,7 +3,8 @@ report, drift report with figures, operational metrics) for a 10,000-row window 
 target: under 30 seconds).
 
     /work/venv/bin/python benchmarks/bench_partition.py [--database sqlite|postgres] \
-        [--train-rows 50000] [--window-rows 10000] [--out partition.md]
+        [--train-rows 50000] [--window-rows 10000] [--runs 2] [--out partition.md] \
+        [--profile PREFIX]
 
 On a fresh temporary state directory (CREDIT_DRIFT_HOME; with `--database postgres`, a throw-away
 schema `bench_<random>` selected through `search_path`): generate the synthetic training set
@@ -15,9 +16,12 @@ partition with `dagster.materialize` on an ephemeral instance, twice: the first 
 that has not yet imported Evidently or run any windowed asset, the second a re-materialization of
 the same partition (what a rerun or a backfill worker that already ran one partition sees).
 Per-asset seconds are Dagster's step durations; the total is the wall time of the call.
+With `--profile PREFIX`, each partition run is also profiled with cProfile into
+`PREFIX.run<k>.prof` (its seconds then include the profiler's overhead).
 """
 
 import argparse
+import cProfile
 import os
 import shutil
 import sys
@@ -66,6 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     common.add_drift_arguments(parser, "the window")
     parser.add_argument("--out", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="PREFIX",
+        help="cProfile each partition run into PREFIX.run<k>.prof (view with pstats/snakeviz)",
+    )
     args = parser.parse_args(argv)
 
     state = Path(tempfile.mkdtemp(prefix="bench_partition_"))
@@ -206,8 +216,11 @@ def run(args, state: Path, url: str) -> str:
     runs = []
     for k in range(args.runs):
         load = common.load_average()
+        profiler = cProfile.Profile() if args.profile else None
         t = time.perf_counter()
         try:
+            if profiler is not None:
+                profiler.enable()
             result = dg.materialize(
                 [predictions, reference_profile, *daily_assets],
                 selection=keys,
@@ -219,6 +232,10 @@ def run(args, state: Path, url: str) -> str:
         except Exception:
             lines += [f"Partition run {k + 1} FAILED:", "```", traceback.format_exc(), "```"]
             break
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(f"{args.profile}.run{k + 1}.prof")
         total = time.perf_counter() - t
         runs.append((total, _step_seconds(instance, result.run_id), result, load))
         print(f"run {k + 1}: {total:.2f} s")

@@ -134,6 +134,51 @@ def test_the_pipeline_step_uses_the_stored_joint_sample_and_caps_rows(model_dir,
     assert compute_score_attribution(artifacts, loaded, empty) is None
 
 
+def test_the_reference_side_is_computed_once_and_gives_the_same_numbers(model_dir, model):
+    # The reference side depends on the profile, the model, the row count and the seed only:
+    # kept after the first day, it gives the very numbers a fresh computation gives.
+    from credit_drift.pipeline import attribution as step
+
+    _, paths, artifacts = model_dir
+    _, pool, _ = model
+    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
+    profile = fit_reference(data.X, artifacts.schema, artifacts.importance, sample_rows=1500)
+    loaded = LoadedReference(profile, profile.profile_version, artifacts.version)
+    day = DayWindow.of("2026-11-02")
+    features = pool.iloc[:900].reset_index(drop=True)
+    window = ProductionWindow(day=day, features=features, meta=pd.DataFrame(index=features.index))
+    step.clear_contributions_cache()
+    first = compute_score_attribution(artifacts, loaded, window, max_rows=700)
+    assert (first.n_reference, first.n_window) == (700, 700)
+    kept = step.reference_contributions(artifacts, loaded, 700, 0)
+    assert not kept.flags.writeable  # shared between days: nobody may change it
+    again = compute_score_attribution(artifacts, loaded, window, max_rows=700)
+    assert step.reference_contributions(artifacts, loaded, 700, 0) is kept
+
+    frame = reference_sample_frame(loaded)
+    rows = np.sort(np.random.default_rng(0).choice(1500, size=700, replace=False))
+    fresh = artifacts.contributions(model_matrix(artifacts.schema, frame.iloc[rows]))
+    assert np.array_equal(kept, fresh)
+    step.clear_contributions_cache()
+    recomputed = compute_score_attribution(artifacts, loaded, window, max_rows=700)
+    for out in (again, recomputed):
+        pd.testing.assert_frame_equal(out.table, first.table, check_exact=True)
+        assert out.mean_margin_change == first.mean_margin_change
+        assert out.mean_margin_change_se == first.mean_margin_change_se
+
+    # Another profile, seed or row count is another entry; at most CACHED_CONTRIBUTIONS kept.
+    other = fit_reference(data.X.iloc[:2000], artifacts.schema, artifacts.importance)
+    other_loaded = LoadedReference(other, other.profile_version, artifacts.version)
+    assert other.profile_version != profile.profile_version
+    keys = [(loaded, 700, 0), (other_loaded, 700, 0), (loaded, 700, 1), (loaded, 600, 0)]
+    arrays = [step.reference_contributions(artifacts, r, n, s) for r, n, s in keys]
+    assert not np.array_equal(arrays[0], arrays[1]) and not np.array_equal(arrays[0], arrays[2])
+    assert arrays[3].shape[0] == 600
+    step.reference_contributions(artifacts, loaded, 500, 0)
+    assert len(step._contributions) == step.CACHED_CONTRIBUTIONS
+    step.clear_contributions_cache()
+
+
 def test_the_chart_ranks_the_features_and_an_empty_table_says_so(model, tmp_path):
     from credit_drift.reports.plots import plot_score_attribution
 

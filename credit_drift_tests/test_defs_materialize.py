@@ -341,3 +341,41 @@ def test_the_policy_comes_from_the_environment_through_the_resource(monkeypatch,
     # A secret from the environment is passed by name, never by value.
     monkeypatch.setenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", "https://hooks.example/secret")
     assert isinstance(resources_from_settings()["project"].alert_webhook_url, dg.EnvVar)
+
+
+def test_a_run_reads_the_model_once_and_the_next_run_reads_it_again(
+    model_dir, tmp_path, monkeypatch
+):
+    # Every asset of a run asks the project resource for the model: the booster is parsed once
+    # per run (the resource is built anew for each run), so a retrained model is seen next run.
+    from credit_drift.defs.resources import ProjectResource
+    from credit_drift.model import artifacts as artifacts_module
+
+    root, paths, _ = model_dir
+    read = []
+    load = artifacts_module.load_artifacts
+    monkeypatch.setattr(
+        artifacts_module,
+        "load_artifacts",
+        lambda directory: read.append(directory) or load(directory),
+    )
+    seen = []
+
+    @dg.asset
+    def first(project: ProjectResource) -> None:
+        seen.append(project.artifacts())
+
+    @dg.asset(deps=[first])
+    def second(project: ProjectResource) -> None:
+        seen.append(project.artifacts())
+
+    project = ProjectResource(
+        artifacts_dir=str(root / "artifacts"),
+        training_data=str(paths.train),
+        reports_dir=str(tmp_path / "reports"),
+    )
+    for _ in range(2):
+        assert dg.materialize([first, second], resources={"project": project}).success
+    assert len(read) == 2
+    assert seen[0] is seen[1] and seen[2] is seen[3] and seen[0] is not seen[2]
+    assert seen[0].version == seen[2].version

@@ -86,3 +86,67 @@ def test_a_day_step_by_step(setup):
     alerts = read_alerts(engine)
     assert alerts["report_date"].tolist() == [dt.date(2026, 11, 2)]  # written with the report
     assert alerts["webhook_status"].tolist() == ["disabled"]  # no webhook configured
+
+
+def test_a_restored_profile_is_reused_while_it_is_the_active_one(setup, model_dir):
+    # Restored once per process: a second load is the same object while the stored profile is
+    # unchanged, gives the very statistics a fresh load gives, and a newly stored profile (or
+    # the same one stored again) is read from the database.
+    from credit_drift.pipeline import reference as step
+    from credit_drift.stats.reference import fit_reference
+    from credit_drift.storage.reference_profiles import (
+        ReferenceFeatureRecord,
+        activate_reference,
+        save_reference,
+    )
+
+    engine, artifacts, config = setup
+    build_reference_profile(engine, config)
+    first = load_reference_profile(engine)
+    assert load_reference_profile(engine) is first
+    fresh = load_reference_profile(engine, cached=False)
+    assert fresh is not first and fresh.profile.equals(first.profile)
+    assert (fresh.profile_version, fresh.model_version) == (
+        first.profile_version,
+        first.model_version,
+    )
+
+    day = DayWindow.of("2026-11-02")
+    window = read_production_window(engine, artifacts.schema, day)
+    cached_drift = compute_feature_drift(engine, first, window, config.policy).results
+    fresh_drift = compute_feature_drift(engine, fresh, window, config.policy).results
+    pd.testing.assert_frame_equal(cached_drift, fresh_drift, check_exact=True)
+    for column in ("statistic", "p_value"):
+        assert cached_drift[column].to_numpy().tobytes() == fresh_drift[column].to_numpy().tobytes()
+
+    # The same profile stored again (re-materialized): a new entry, the same content.
+    build_reference_profile(engine, config)
+    again = load_reference_profile(engine)
+    assert again is not first and again.profile.equals(first.profile)
+    assert load_reference_profile(engine) is again
+
+    # Another profile made active: never the cached one.
+    _, paths, _ = model_dir
+    from credit_drift.data.loader import load_training_data
+
+    data = load_training_data(paths.train, "TARGET", "SK_ID_CURR")
+    other = fit_reference(data.X.iloc[:1500], artifacts.schema, artifacts.importance)
+    _, rows, blobs = other.to_records()
+    save_reference(
+        engine,
+        schema=artifacts.schema,
+        profile_version=other.profile_version,
+        model_version=artifacts.version,
+        n_rows=other.n_rows,
+        features=[ReferenceFeatureRecord(**row) for row in rows],
+        samples=blobs,
+    )
+    switched = load_reference_profile(engine)
+    assert switched.profile_version == other.profile_version != first.profile_version
+    assert switched.profile.equals(other)
+    # Back to the first one: what is stored for it has not changed, so the kept one serves.
+    activate_reference(engine, first.profile_version)
+    assert load_reference_profile(engine) is again
+    assert len(step._cache) <= step.CACHED_PROFILES
+    step.clear_reference_cache()
+    assert load_reference_profile(engine) is not again

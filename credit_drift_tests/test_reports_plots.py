@@ -138,6 +138,148 @@ def test_distribution_grid_of_an_empty_window(reference_columns, tmp_path):
     assert_png(plot_feature_distributions(reference_columns, current, [], {}, tmp_path / "n.png"))
 
 
+def _drawn_panels(monkeypatch, draw) -> list[dict]:
+    """Run `draw` and return, for each visible axes of the figure it saves, its title, limits
+    and the (heights, edges) of every filled step outline, as they are just before saving."""
+    from matplotlib.patches import StepPatch
+
+    seen: list[dict] = []
+    save = plots._save
+
+    def capture(fig, path):
+        for ax in fig.axes:
+            if not ax.get_visible():
+                continue
+            steps = [p.get_data() for p in ax.patches if isinstance(p, StepPatch)]
+            seen.append(
+                {
+                    "title": ax.get_title(),
+                    "xlim": ax.get_xlim(),
+                    "ylim": ax.get_ylim(),
+                    "steps": [(np.asarray(s.values), np.asarray(s.edges)) for s in steps],
+                    "labels": ax.get_legend_handles_labels()[1],
+                }
+            )
+        return save(fig, path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plots, "_save", capture)
+        draw()
+    return seen
+
+
+def test_distribution_panels_plot_the_same_bars_as_a_density_histogram(
+    reference_columns, rng, monkeypatch, tmp_path
+):
+    # Each side of a numeric panel is one filled step outline (not 50 bar patches); its heights
+    # must be exactly the bars `Axes.hist(..., density=True)` drew before, on the same bins.
+    from matplotlib.figure import Figure
+
+    current = pd.DataFrame({"f0": np.round(rng.lognormal(0.3, 0.5, 3_000), 3)})
+    panels = _drawn_panels(
+        monkeypatch,
+        lambda: plot_feature_distributions(
+            reference_columns, current, ["f0"], {"f0": 0.2}, tmp_path / "d.png"
+        ),
+    )
+    (panel,) = panels
+    (ref_heights, edges), (cur_heights, cur_edges) = panel["steps"]
+    assert len(edges) == plots.N_BINS + 1 and np.array_equal(edges, cur_edges)
+    assert panel["labels"] == ["reference (train)", "production (n=3,000)"]
+
+    values, counts, _ = reference_columns["f0"]
+    ref = np.clip(values.astype(np.float64), edges[0], edges[-1])
+    cur = np.clip(current["f0"].to_numpy(), edges[0], edges[-1])
+    ax = Figure().add_subplot()
+    bars_ref = ax.hist(ref, bins=edges, weights=counts, density=True)[0]
+    bars_cur = ax.hist(cur, bins=edges, density=True)[0]
+    assert np.array_equal(ref_heights, bars_ref) and np.array_equal(cur_heights, bars_cur)
+    # Densities: each side's bars cover an area of 1, tails folded in.
+    width = np.diff(edges)
+    assert (ref_heights * width).sum() == pytest.approx(1.0)
+    assert (cur_heights * width).sum() == pytest.approx(1.0)
+
+
+def test_reference_counts_stored_as_uint8_give_the_true_histogram(monkeypatch, tmp_path):
+    # A stored profile keeps a continuous column's counts (all 1) as uint8; numpy sums weights
+    # in their dtype, so 1,000 rows in a bin came out as 232 (1,000 mod 256) before.
+    from credit_drift.stats.reference import NumericReference
+
+    column = np.random.default_rng(3).normal(size=20_000)
+    ref = NumericReference.from_values(column)
+    assert ref.counts.dtype == np.uint8
+    summaries = {"x": (ref.values, ref.counts, 0)}
+    current = pd.DataFrame({"x": column[:500]})
+    (panel,) = _drawn_panels(
+        monkeypatch,
+        lambda: plot_feature_distributions(summaries, current, ["x"], {}, tmp_path / "u8.png"),
+    )
+    (heights, edges), _ = panel["steps"]
+    expected, _ = np.histogram(np.clip(column, edges[0], edges[-1]), bins=edges, density=True)
+    np.testing.assert_allclose(heights, expected, rtol=1e-12)
+    assert (heights * np.diff(edges)).sum() == pytest.approx(1.0)
+
+
+def test_distribution_figure_looks_as_it_did_with_bar_patches(
+    reference_columns, rng, monkeypatch, tmp_path
+):
+    # The same figure drawn with the former bar patches (each step outline replaced by the bars
+    # of the same heights) has the same axes limits and the same pixels.
+    from matplotlib.axes import Axes
+
+    current = pd.DataFrame({f"f{i}": np.round(rng.lognormal(0.3, 0.5, 2_000), 3) for i in range(5)})
+    current["grade"] = np.array(rng.choice(["A", "B", "D", None], 2_000), dtype=object)
+    features = ["f0", "f1", "grade", "f2", "f3", "f4"]
+
+    def draw(path):
+        return _drawn_panels(
+            monkeypatch,
+            lambda: plot_feature_distributions(reference_columns, current, features, {}, path),
+        )
+
+    steps = draw(tmp_path / "steps.png")
+
+    def as_bars(ax, values, edges, *, fill, **kwargs):
+        assert fill
+        return ax.bar(edges[:-1], values, width=np.diff(edges), align="edge", **kwargs)
+
+    monkeypatch.setattr(Axes, "stairs", as_bars)
+    bars = draw(tmp_path / "bars.png")
+    assert [p["title"] for p in steps] == [p["title"] for p in bars]
+    for a, b in zip(steps, bars, strict=True):
+        assert a["xlim"] == pytest.approx(b["xlim"], rel=1e-12)
+        assert a["ylim"] == pytest.approx(b["ylim"], rel=1e-12)
+        assert a["labels"] == b["labels"]
+    import matplotlib.image
+
+    new = matplotlib.image.imread(str(tmp_path / "steps.png"))
+    old = matplotlib.image.imread(str(tmp_path / "bars.png"))
+    assert new.shape == old.shape
+    # Adjacent bars can leave an antialiased seam that one outline does not: allow a few pixels.
+    assert (np.abs(new - old).max(axis=-1) > 0.02).mean() < 1e-3
+
+
+def test_a_figure_is_drawn_once_and_saved_byte_for_byte_as_before(results, monkeypatch, tmp_path):
+    # tight_layout's leftover placeholder engine made savefig draw the figure twice; without it
+    # the PNG is the same bytes.
+    from matplotlib.figure import Figure
+
+    draws = []
+    draw = Figure.draw
+
+    def counting(self, renderer):
+        draws.append(self)
+        return draw(self, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counting)
+    once = plot_ks_top_features(results, tmp_path / "once.png")
+    assert len(draws) == 1
+    monkeypatch.setattr(plots, "_drop_spent_layout_engine", lambda fig: None)
+    twice = plot_ks_top_features(results, tmp_path / "twice.png")
+    assert len(draws) == 3
+    assert once.read_bytes() == twice.read_bytes()
+
+
 # -- operational panel ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def meta(rng) -> pd.DataFrame:

@@ -52,7 +52,8 @@ class PredictionDatabaseResource(dg.ConfigurableResource):
 
 class ReferenceProfileResource(dg.ConfigurableResource):
     """The active reference profile from the database, loaded once per run and shared by every
-    daily asset of the run."""
+    daily asset of the run (restored from the database once per process while it stays the
+    active one: `pipeline.reference.load_reference_profile`)."""
 
     database: PredictionDatabaseResource
 
@@ -129,10 +130,17 @@ class ProjectResource(dg.ConfigurableResource):
             ),
         )
 
-    def artifacts(self):
-        from credit_drift.model.artifacts import load_artifacts
+    _artifacts: Any = PrivateAttr(default=None)
 
-        return load_artifacts(self.config().artifacts_dir)
+    def artifacts(self):
+        """The model, read from `artifacts_dir` once per run (Dagster builds the resource anew
+        for each run): every asset of the run scores with the same model, and the booster is
+        not parsed again for each of them."""
+        if self._artifacts is None:
+            from credit_drift.model.artifacts import load_artifacts
+
+            self._artifacts = load_artifacts(self.config().artifacts_dir)
+        return self._artifacts
 
 
 def _from_env(name: str, value: str, normalize=lambda v: v) -> Any:

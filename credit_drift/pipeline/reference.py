@@ -1,8 +1,11 @@
 """The reference profile: fitted once on the WHOLE training set with the model's feature list,
 importances and training scores, stored in the database, and loaded back for every day."""
 
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,9 @@ from credit_drift.errors import CreditDriftError
 from credit_drift.pipeline.config import PipelineConfig
 from credit_drift.stats.reference import ReferenceProfile
 from credit_drift.stats.segments import SegmentReferences, SegmentSpec
+
+if TYPE_CHECKING:
+    from credit_drift.storage.reference_profiles import StoredReference
 
 #: The stored blob beside the profile that holds the per-segment references.
 SEGMENTS_BLOB = "segments"
@@ -145,10 +151,41 @@ def build_reference_profile(engine: Engine, config: PipelineConfig) -> Reference
     )
 
 
-def load_reference_profile(engine: Engine) -> LoadedReference:
-    """The active stored profile; ReferenceBuildError when none is stored."""
-    from credit_drift.storage.reference_profiles import load_reference
+#: Stored profiles kept restored in memory by `load_reference_profile`, most recent first. A
+#: profile of the generated 50,000-row training set restores to tens of MB; two cover a process
+#: that alternates between two databases (or a new profile and the one before it).
+CACHED_PROFILES = 2
 
+_cache: "OrderedDict[tuple[str, str, str, str], LoadedReference]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_reference_profile(engine: Engine, *, cached: bool = True) -> LoadedReference:
+    """The active stored profile; ReferenceBuildError when none is stored.
+
+    Restoring a profile (reading its rows and blobs, decompressing and checking every summary)
+    costs a few tenths of a second, and a process that runs many steps (a Dagster executor or
+    celery worker, a backfill, the tests) asks for the same one again and again: with `cached`,
+    a profile restored before is returned again while it is still the active one. The key is
+    the database, the profile's version (a content hash), its model's, and when it was stored
+    (storing the same version again, with other segments, is a new entry); the active header is
+    read on every call, so a new active profile is never missed. At most `CACHED_PROFILES` are
+    kept. The returned object is shared: never modify it."""
+    from credit_drift.storage.reference_profiles import (
+        active_reference_key,
+        load_reference,
+        stored_at_text,
+    )
+
+    if cached:
+        head = active_reference_key(engine)
+        if head is not None:
+            key = (_database_key(engine), *head)
+            with _cache_lock:
+                hit = _cache.get(key)
+                if hit is not None:
+                    _cache.move_to_end(key, last=False)
+                    return hit
     stored = load_reference(engine)
     if stored is None:
         raise ReferenceBuildError(
@@ -156,6 +193,33 @@ def load_reference_profile(engine: Engine) -> LoadedReference:
             "(`credit-drift materialize --reference`, or `dagster asset materialize -m "
             "credit_drift.definitions --select reference_profile`)"
         )
+    loaded = _restore(stored)
+    if cached:
+        key = (
+            _database_key(engine),
+            stored.profile_version,
+            str(stored.model_version),
+            stored_at_text(stored.created_at),
+        )
+        with _cache_lock:
+            _cache[key] = loaded
+            _cache.move_to_end(key, last=False)
+            while len(_cache) > CACHED_PROFILES:
+                _cache.popitem(last=True)
+    return loaded
+
+
+def clear_reference_cache() -> None:
+    """Forget every restored profile (the next load reads the database)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _database_key(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _restore(stored: "StoredReference") -> LoadedReference:
     header = {
         "profile_version": stored.profile_version,
         "feature_schema_version": stored.feature_schema_version,

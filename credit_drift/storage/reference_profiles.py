@@ -196,6 +196,28 @@ def activate_reference(engine: Engine, profile_version: str) -> None:
         )
 
 
+def active_reference_key(engine: Engine) -> tuple[str, str, str] | None:
+    """(profile_version, model_version, created_at as ISO text) of the active profile, None when
+    none is active: one small query, to tell whether a profile restored earlier is still the
+    active one without reading its summaries."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(
+                reference_profiles.c.profile_version,
+                reference_profiles.c.model_version,
+                reference_profiles.c.created_at,
+            ).where(reference_profiles.c.is_active)
+        ).first()
+    if row is None:
+        return None
+    return row.profile_version, str(row.model_version), stored_at_text(row.created_at)
+
+
+def stored_at_text(created_at: Any) -> str:
+    """A stored `created_at` as text, the same for the value whichever query read it."""
+    return created_at.isoformat() if hasattr(created_at, "isoformat") else str(created_at)
+
+
 def load_reference(engine: Engine, profile_version: str | None = None) -> StoredReference | None:
     """The active profile (None when no profile is active), or the named one (LookupError when
     it is not stored)."""
