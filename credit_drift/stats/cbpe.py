@@ -35,7 +35,7 @@ BAND_STD = 3.0
 #: Day-sized bootstrap samples of the hold-out behind each band, and their seed. A standard
 #: deviation from 200 values has a relative standard error of 1 / sqrt(2 x 199) = 5%; from the 4
 #: chunks that days of 1,000 rows leave of a 4,000-row hold-out (3 degrees of freedom) it is
-#: below a third of the truth one time in 20.
+#: below a third of the truth about one time in 20.
 BAND_SAMPLES = 200
 BAND_SEED = 15
 #: Equal-count bins of the reliability table and of the expected calibration error.
