@@ -294,7 +294,7 @@ def test_demo_output_is_short_and_quiet(tmp_path):
     out = run(argv, tmp_path, clean_env())
     lines = out.splitlines()
     # The demo scenario's 11 days, each on a line of the traffic summary, of the materializations,
-    # of the timeline, of the label-free estimate and of the realized performance: 86 lines.
+    # of the timeline, of the label-free estimate and of the realized performance: 85 lines.
     assert len(lines) < 95, out
     assert " - DEBUG - " not in out and " - INFO - " not in out
     # Each alert once, in the alerts list under the timeline (it used to be logged 3 times).
