@@ -21,6 +21,7 @@ from credit_drift.defs.assets import (
     production_window,
     realized_performance,
     reference_profile,
+    segment_drift,
 )
 from credit_drift.defs.resources import resources_from_settings
 from credit_drift.settings import Settings
@@ -80,7 +81,8 @@ def demo_days(sqlite_url, model_dir, tmp_path, monkeypatch):
     resources = resources_from_settings(Settings.from_env(), evidently_max_columns=8)
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([reference_profile], resources=resources, instance=instance).success
-    assets = [production_window, feature_drift, drift_report]
+    # drift_report shows segment_drift's table (empty with no segment configured).
+    assets = [production_window, feature_drift, segment_drift, drift_report]
     assets += [estimated_performance, realized_performance]
     meta = {}
     for i in CLEAN + SUDDEN + CONCEPT:
