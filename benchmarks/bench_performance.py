@@ -22,9 +22,10 @@ Setup (seeded by --seed):
   the TRUE probabilities (the same estimator fed the generator's probabilities instead of the
   calibrated model's): what no label-free estimate can beat at this day size.
 * early warning: `--ramp-runs` seeded ramps of the sudden drift, intensity 0, 0.1, ... 1.0 on
-  days 0-10; the first day the estimate leaves its band (mean +/- 3 std of hold-out chunks, as
-  the asset) against the first day the REALIZED metric leaves the same kind of band built from
-  the hold-out chunks' realized values.
+  days 0-10; the first day the estimate leaves its band (the asset's: `CbpeReference.bands`,
+  mean +/- 3 std of day-sized bootstrap samples of the hold-out) against the first day the
+  REALIZED metric leaves a band of the hold-out's realized values, mean +/- 3 std of its
+  consecutive day-sized chunks (the asset's band until 2026-12-03; not yet a bootstrap).
 * NannyML: `nannyml.CBPE(metrics=["roc_auc"], chunk_size=day_size)` fitted on the same hold-out
   (raw probability, decision, outcome) and run on the same cohorts, in the separate environment
   `--nannyml-python` (default /work/wt/nannyml-venv/bin/python), through
@@ -243,8 +244,9 @@ def main(argv=None) -> None:
         "",
         f"Early warning: {args.ramp_runs} seeded ramps of the sudden drift (intensity 0 to 1.0 "
         f"by 0.1 a day, {args.day_size:,} applications a day); first day outside the band "
-        f"(hold-out chunks' mean +/- {BAND_STD:g} std), estimate vs realized. 'never' = not "
-        "within the 11 days.",
+        f"(mean +/- {BAND_STD:g} std: the estimate's of day-sized bootstrap samples of the "
+        "hold-out, the realized values' of its consecutive chunks), estimate vs realized. "
+        "'never' = not within the 11 days.",
         "",
         common.markdown_table(
             [

@@ -655,9 +655,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="the whole loop on SQLite in a fresh folder: data, model, API, traffic, drift, alerts",
-        description="Generate data, train, start the API, send the notebook's 8-batch scenario "
-        "through it on 8 consecutive days, materialize the 8 daily partitions, evaluate the alert "
-        "sensor, and print the timeline. Deletes and recreates its own folder (--home).",
+        description="Generate data, train, start the API, send a scenario through it one batch "
+        "a day (default: the notebook's 8 days of covariate drift, then 3 days of a downturn), "
+        "materialize the daily partitions, evaluate the alert sensor, and print the timeline, "
+        "the label-free estimate and the realized performance. Deletes and recreates its own "
+        "folder (--home).",
     )
     p.add_argument("--home", help="demo state folder (default $CREDIT_DRIFT_HOME/demo)")
     p.add_argument(
@@ -672,9 +674,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument(
         "--scenario",
-        default="notebook",
-        help="traffic scenario (default notebook: clean, gradual, sudden; concept_drift: clean "
-        "features and a downturn only the outcomes show)",
+        default="demo",
+        help="traffic scenario, a shipped name or a JSON file (default demo: the notebook's "
+        "clean, gradual and sudden days, then 3 clean days in a downturn only the outcomes show; "
+        "notebook: the first 8 alone; concept_drift: 8 clean days, a downturn from day 4)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log")

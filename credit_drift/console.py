@@ -8,6 +8,11 @@ from pathlib import Path
 
 from credit_drift.settings import Settings
 
+#: Printed under the label-free estimate: what it cannot see.
+CONCEPT_DRIFT_NOTE = (
+    "it cannot see concept drift (the same applicant defaulting more often): only outcomes can"
+)
+
 
 def how_to_run(subcommand: str, home: str | None = None) -> str:
     """How the user runs `credit-drift <subcommand> [--home HOME]` from their shell in this
@@ -61,8 +66,11 @@ def print_status(s: Settings) -> None:
             f"{_pct(r.drift_percentage):>11}{_pct(r.weighted_drift_percentage):>12}  {r.status}"
         )
     days = [str(d)[:10] for d in reports["report_date"]]
-    print_estimated(s, engine, days)
-    print_realized(s, engine, days)
+    estimated = print_estimated(s, engine, days)
+    expected = None
+    if estimated is not None:
+        expected = dict(zip(estimated["day"], estimated["estimated_default_rate"], strict=True))
+    print_realized(s, engine, days, expected=expected)
     alerts = read_alerts(engine)
     if len(alerts):
         print("\nalerts raised:")
@@ -74,9 +82,13 @@ def print_status(s: Settings) -> None:
             )
 
 
-def print_realized(s: Settings, engine, days: list[str]) -> None:
+def print_realized(
+    s: Settings, engine, days: list[str], *, expected: dict[str, float] | None = None
+) -> None:
     """The realized performance of each day's cohort as of now (read from the database, the
-    same numbers as realized_performance's), when any outcome was recorded."""
+    same numbers as realized_performance's), when any outcome was recorded. `expected`: each
+    day's default rate expected from its calibrated scores (the label-free estimate's), shown
+    beside the observed one when given."""
     import datetime as dt
 
     from credit_drift.pipeline.performance_by_day import model_metrics, realized_by_day
@@ -93,25 +105,29 @@ def print_realized(s: Settings, engine, days: list[str]) -> None:
         model_metrics=metrics,
     )
     validation = metrics.get("cost_per_application")
+    shown = "" if expected is None else "expected: the estimate's default rate; "
     print(
-        "\nrealized performance (outcomes observed by now; cost per application at validation: "
-        f"{'-' if validation is None else f'{validation:.3f}'}):"
+        f"\nrealized performance (outcomes observed by now; {shown}cost per application at "
+        f"validation: {'-' if validation is None else f'{validation:.3f}'}):"
     )
     print(
-        f"{'day':<12}{'status':<11}{'labeled':>9}{'default rate':>14}{'mean PD':>9}"
-        f"{'AUC':>7}{'cost/app':>10}"
+        f"{'day':<12}{'status':<11}{'labeled':>9}{'default rate':>14}"
+        + ("" if expected is None else f"{'expected':>10}")
+        + f"{'mean PD':>9}{'AUC':>7}{'cost/app':>10}"
     )
     for r in frame.itertuples():
         print(
             f"{r.day:<12}{r.status:<11}{'-' if r.n == 0 else f'{r.labeled_share:.0%}':>9}"
-            f"{_num(r.observed_default_rate):>14}{_num(r.mean_pd):>9}{_num(r.auc):>7}"
-            f"{_num(r.cost_per_application):>10}"
+            f"{_num(r.observed_default_rate):>14}"
+            + ("" if expected is None else f"{_num(expected.get(r.day)):>10}")
+            + f"{_num(r.mean_pd):>9}{_num(r.auc):>7}{_num(r.cost_per_application):>10}"
         )
 
 
-def print_estimated(s: Settings, engine, days: list[str]) -> None:
+def print_estimated(s: Settings, engine, days: list[str]):
     """The label-free estimate of each day (the same numbers as estimated_performance's), from
-    the logged probabilities; nothing when the model has no hold-out to calibrate on."""
+    the logged probabilities; nothing when the model has no hold-out to calibrate on. Returns
+    the days' estimates (`performance_by_day.estimated_by_day`), None when nothing is printed."""
     from credit_drift.model.artifacts import ArtifactsError, load_artifacts
     from credit_drift.pipeline.config import PipelineConfig
     from credit_drift.pipeline.estimated import cbpe_reference
@@ -120,9 +136,9 @@ def print_estimated(s: Settings, engine, days: list[str]) -> None:
     try:
         artifacts = load_artifacts(s.artifacts_dir)
     except ArtifactsError:
-        return
+        return None
     if artifacts.holdout is None:
-        return
+        return None
     config = PipelineConfig.from_settings(s)
     frame = estimated_by_day(engine, artifacts, cbpe_reference(artifacts), days, config)
     print(
@@ -135,6 +151,8 @@ def print_estimated(s: Settings, engine, days: list[str]) -> None:
             f"{r.day:<12}{r.status:<9}{_num(r.estimated_auc):>9}"
             f"{_num(r.estimated_default_rate):>19}{_num(r.estimated_cost_per_application):>15}"
         )
+    print(CONCEPT_DRIFT_NOTE)
+    return frame
 
 
 def _num(value) -> str:

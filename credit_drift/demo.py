@@ -1,9 +1,15 @@
 """`credit-drift demo`: the whole loop on the embedded default, in a fresh state directory.
 
-generate data -> train -> start the scoring API (a real uvicorn process) -> send the notebook's
-8-batch scenario through HTTP, one batch per day -> materialize the reference profile and the 8
-daily partitions on the state directory's Dagster instance -> evaluate the alert sensor -> print
-the timeline and the alerts, and say where everything is.
+generate data -> train -> start the scoring API (a real uvicorn process) -> send the `demo`
+scenario through HTTP, one batch per day, with each application's outcome -> materialize the
+reference profile and the daily partitions on the state directory's Dagster instance ->
+evaluate the alert sensor -> print the timeline, the label-free estimate, the realized
+performance and the alerts, and say where everything is.
+
+The `demo` scenario shows both failure modes in one timeline: the notebook's 8 days first
+(clean, gradual, sudden: covariate drift, which the drift report sees and the model survives),
+then 3 clean days in a downturn (concept drift: the same applicant defaults more often, which
+neither the drift report nor the label-free estimate can see; only the outcomes do).
 
 Batch size: the notebook sent 50 applications per batch. The demo sends 1,000 by default: with
 50 rows a KS test can only see shifts larger than about 0.19 in D (its 5% critical value), and
@@ -28,6 +34,8 @@ MARKER = ".credit-drift-demo"
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_TRAIN_ROWS = 20_000
 DEFAULT_START = "2026-11-01"
+#: The traffic the demo sends by default (simulator/scenarios/demo.json).
+DEFAULT_SCENARIO = "demo"
 API_START_TIMEOUT_S = 60.0
 
 
@@ -135,11 +143,12 @@ def run_demo(
     seed: int = 42,
     progress: bool = True,
     verbose: bool = False,
-    scenario: str = "notebook",
+    scenario: str = DEFAULT_SCENARIO,
 ) -> DemoPaths:
     """Run the demo end to end; returns where its state lives. Prints one line per step and
-    per day (`verbose`: Dagster's event log too). `scenario`: the traffic sent (the notebook's
-    by default; `concept_drift` shows a downturn that only the outcomes see)."""
+    per day (`verbose`: Dagster's event log too). `scenario`: the traffic sent, a shipped
+    scenario's name or a JSON file (default `demo`: the notebook's 8 days of covariate drift,
+    then 3 days of a downturn that only the outcomes see; `notebook`: the 8 days alone)."""
     paths = fresh_state(home)
     os.environ.update(paths.environment())
     from credit_drift import orchestration

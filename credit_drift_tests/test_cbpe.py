@@ -10,6 +10,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from credit_drift.stats.cbpe import (
+    BAND_METRICS,
+    BAND_SAMPLES,
     BAND_STD,
     CbpeError,
     check_calibration,
@@ -105,7 +107,7 @@ def test_calibration_check_sees_a_miscalibrated_model_and_a_calibrated_one():
     assert expected_calibration_error(true, y) == good.raw_ece
 
 
-def test_bands_from_reference_chunks():
+def test_bands_from_day_sized_samples_of_the_hold_out():
     rng = np.random.default_rng(6)
     true = rng.beta(1, 9, 10000)
     y = (rng.uniform(size=10000) < true).astype(float)
@@ -113,8 +115,16 @@ def test_bands_from_reference_chunks():
     bands = ref.bands(1000, threshold=0.2, cost_fn=10.0, cost_fp=1.0)
     assert set(bands) == {"auc", "default_rate", "cost_per_application"}
     b = bands["default_rate"]
-    assert b.n_chunks == 10 and b.lower < y.mean() < b.upper
+    assert b.n_samples == BAND_SAMPLES and b.size == 1000 and b.lower < y.mean() < b.upper
     assert b.upper - b.mean == pytest.approx(BAND_STD * b.std)
+    # The default rate's estimate is a mean of calibrated PDs: its standard deviation over days
+    # of 1,000 is theirs / sqrt(1000), widened for the hold-out's own error (sqrt(1 + 0.1)).
+    q = ref.calibrator(true)
+    assert b.std == pytest.approx(q.std() / np.sqrt(1000) * np.sqrt(1.1), rel=0.15)
+    assert b.mean == pytest.approx(q.mean(), abs=0.5 * b.std)
+    # Seeded by the day size: the same size gets the same band.
+    again = ref.bands(1000, threshold=0.2, cost_fn=10.0, cost_fp=1.0)
+    assert again == bands
     chunk = true[:1000]
     day = ref.estimate(chunk, chunk >= 0.2, cost_fn=10.0, cost_fp=1.0)
     assert bands["auc"].contains(day.auc) and b.contains(day.default_rate)
@@ -123,6 +133,34 @@ def test_bands_from_reference_chunks():
     moved = ref.estimate(risky, risky >= 0.2, cost_fn=10.0, cost_fp=1.0)
     assert not b.contains(moved.default_rate)
     assert ref.bands(6000, threshold=0.2, cost_fn=10.0, cost_fp=1.0) is None
+    assert ref.bands(5000, threshold=0.2, cost_fn=10.0, cost_fp=1.0) is not None
+
+
+def test_clean_days_rarely_leave_the_band():
+    """Days drawn from the hold-out's own population stay inside the band but for the
+    3-standard-deviation tails, on a 4,000-row hold-out and days of 1,000 rows (the demo's
+    sizes, where 4 consecutive chunks of the hold-out gave too uncertain a band)."""
+    rng = np.random.default_rng(15)
+
+    def draw(n):
+        p = rng.beta(1, 9, n)
+        return p, (rng.uniform(size=n) < p).astype(float)
+
+    ref = fit_cbpe(*draw(4000))
+    bands = ref.bands(1000, threshold=0.2, cost_fn=10.0, cost_fp=1.0)
+    outside = dict.fromkeys(BAND_METRICS, 0)
+    n_days, warned = 300, 0
+    for _ in range(n_days):
+        s, _ = draw(1000)
+        day = ref.estimate(s, s >= 0.2, cost_fn=10.0, cost_fp=1.0)
+        missed = [m for m in BAND_METRICS if not bands[m].contains(day.metric(m))]
+        warned += bool(missed)
+        for m in missed:
+            outside[m] += 1
+    # 3 standard deviations: 0.27% per metric if the band's width is right; 3 metrics.
+    assert warned <= 0.03 * n_days, outside
+    with pytest.raises(CbpeError, match="day size"):
+        ref.bands(0, threshold=0.2, cost_fn=10.0, cost_fp=1.0)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,15 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 DOCS_SCREENSHOT = REPO / "docs" / "dashboard.png"
 # The smallest sizes measured (test_demo_ui.py) to give the full demo's timeline.
-SIZES = {"batch_size": 400, "train_rows": 5000, "n_estimators": 30, "seed": 42}
+# The notebook's 8 days: the default `demo` scenario's 3 downturn days after them are
+# test_demo_scenario.py's.
+SIZES = {
+    "batch_size": 400,
+    "train_rows": 5000,
+    "n_estimators": 30,
+    "seed": 42,
+    "scenario": "notebook",
+}
 EXPECTED_STATUS = ["OK", "OK", "OK", "OK", "WARNING", "WARNING", "ALERT", "ALERT"]
 DAYS = [f"2026-11-0{i}" for i in range(1, 9)]
 ALERT_DAY = "2026-11-07"

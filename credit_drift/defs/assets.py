@@ -634,7 +634,7 @@ def estimated_performance(
     """Label-free performance estimate of the day, the morning after (CBPE: no outcomes
     needed): the logged probabilities calibrated on the model's hold-out (isotonic, checked
     there), the expected confusion matrix, AUC, default rate and business cost, against the
-    band (mean +/- 3 std) of hold-out chunks of the day's size and the configured AUC bound.
+    band (mean +/- 3 std) of day-sized samples of the hold-out and the configured AUC bound.
     It sees what a shift in WHO applies does to performance; it cannot see a change in how
     often the same applicant defaults (concept drift): only realized outcomes show that."""
     artifacts, config = project.artifacts(), project.config()

@@ -33,7 +33,7 @@ class EstimateUnavailableError(CreditDriftError, ValueError):
 @dataclass(frozen=True)
 class EstimatedPerformance:
     """estimate: None on a day without predictions of this model; bands: None when the day is
-    larger than half the hold-out (no two chunks of its size); outside_band: the metrics outside
+    larger than half the hold-out (see `CbpeReference.bands`); outside_band: the metrics outside
     their band; n_other_model: the day's predictions scored by another model version (not
     estimated: this model's calibration says nothing about them), counted, never dropped
     silently."""
@@ -150,7 +150,7 @@ def estimate_logged(
     if len(meta):
         scores = meta["probability"].to_numpy(np.float64)
         refused = (meta["decision"] == "REFUSED").to_numpy(bool)
-        # The threshold in force at the end of the day decides the band's chunks.
+        # The threshold in force at the end of the day decides the band's samples.
         threshold = float(meta["threshold"].iloc[-1])
         estimate = reference.estimate(scores, refused, cost_fn=cost_fn, cost_fp=cost_fp)
         bands = reference.bands(len(meta), threshold=threshold, cost_fn=cost_fn, cost_fp=cost_fp)
