@@ -4,6 +4,7 @@ that feature_drift's KS figures equal scipy's; plus that check failing on a wron
 one-worker stack kept to the benchmark."""
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,8 @@ def test_million_harness_at_two_thousand_rows(tmp_path, postgres_available):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = (tmp_path / "million.md").read_text()
     assert "Logged 2,000 predictions on 2026-11-02" in report
+    size = re.search(r"`predictions` then holds ([0-9.,]+) MB", report)
+    assert size and float(size.group(1).replace(",", "")) > 0, report
     assert "Partition 2026-11-02 (2,000 rows)" in report
     for asset in ("production_window", "feature_drift", "evidently_report", "drift_report"):
         assert f"| {asset} |" in report, asset
