@@ -297,10 +297,16 @@ def up(
     api_workers: int = 2,
     celery_workers: int = 2,
     wait_seconds: float = 240,
+    allow_one_celery_worker: bool = False,
 ) -> list[str]:
     """Start the stack and wait until every program runs and the web server and the API
-    answer. Returns the lines that say where everything is."""
-    if api_workers < 2 or celery_workers < 2:
+    answer. Returns the lines that say where everything is.
+
+    `allow_one_celery_worker`: for benchmarks only (benchmarks/bench_capacity.py measures a
+    backfill at one worker against two); a deployment keeps two so one busy step never stalls
+    every run. The command line does not offer it."""
+    min_workers = 1 if allow_one_celery_worker else 2
+    if api_workers < 2 or celery_workers < min_workers:
         raise StackError("the stack runs at least 2 API workers and 2 celery workers")
     env = dict(os.environ)
     dagster_pg = check_requirements(settings, env)
