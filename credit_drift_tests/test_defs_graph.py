@@ -178,6 +178,9 @@ def test_jobs_sensors_resources_resolve():
     }
     for sensor in sensors.values():  # on with the daemon, no toggling in the UI needed
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    # A daily deadline: evaluated every 10 minutes, not at Dagster's default 30 s, which launched
+    # a check run about every 45 s beside a backfill on the stack.
+    assert sensors["credit_drift_freshness_sensor"].minimum_interval_seconds == 600
     assert not defs.schedules  # the automation conditions replaced the daily schedule
     assert set(defs.resources) == {"database", "reference", "project", "daily_io_manager"}
 
