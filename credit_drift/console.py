@@ -75,11 +75,25 @@ def print_status(s: Settings) -> None:
     if len(alerts):
         print("\nalerts raised:")
         for a in alerts.itertuples():
-            top = ", ".join(list(a.top_features or [])[:5])
-            print(
-                f"  {str(a.report_date)[:10]} {a.severity}: {a.drift_percentage:.1f}% drifted "
-                f"(webhook: {a.webhook_status}); top: {top}"
-            )
+            print(f"  {alert_line(a)}")
+
+
+def alert_line(a) -> str:
+    """One alert of `read_alerts` as `credit-drift status` lists it: what it is about (drifted
+    share and features, or the estimated AUC against its bound) and its webhook state."""
+    day = str(a.report_date)[:10]
+    if a.kind == "estimated_performance":
+        details = a.details or {}
+        auc, bound = details.get("estimated_auc"), details.get("min_auc")
+        return (
+            f"{day} {a.severity} estimated performance: AUC {_num(auc)} "
+            f"(bound {'-' if bound is None else f'{bound:g}'}) (webhook: {a.webhook_status})"
+        )
+    top = ", ".join(list(a.top_features or [])[:5])
+    return (
+        f"{day} {a.severity}: {a.drift_percentage:.1f}% drifted "
+        f"(webhook: {a.webhook_status}); top: {top}"
+    )
 
 
 def print_realized(

@@ -326,7 +326,8 @@ def _report_metadata(result) -> dict:
 def run_alert_sensor(instance, *, verbose: bool = False) -> list[str]:
     """One tick of drift_alert_sensor, its cursor kept in the instance like the daemon does, and
     the alert runs it requests executed in process, each once: a request whose run key already
-    ran in this instance is skipped, as the daemon would. Returns the alerted days."""
+    ran in this instance is skipped, as the daemon would. Returns the alerted days: `<day>` for
+    a drift alert, `<day> (estimated performance)` for the estimate's."""
     import dagster as dg
 
     defs = _definitions()
@@ -363,5 +364,9 @@ def run_alert_sensor(instance, *, verbose: bool = False) -> list[str]:
                     "dagster/sensor_name": "drift_alert_sensor",
                 },
             )
-        alerted.append(request.tags["credit_drift/report_date"])
+        day, kind = (
+            request.tags["credit_drift/report_date"],
+            request.tags["credit_drift/alert_kind"],
+        )
+        alerted.append(day if kind == "drift" else f"{day} ({kind.replace('_', ' ')})")
     return alerted

@@ -1,8 +1,9 @@
 """Alerts end to end, on SQLite and PostgreSQL: the drift report writes its alert in the same
 transaction (the outbox), the sensor delivers it once to a real HTTP receiver and announces it
 once (one run request per day, whatever the cursor), a down webhook loses nothing and is
-delivered on a later tick, concurrent deliverers in separate processes post each alert once, and
-CREDIT_DRIFT_ALERT_SEVERITY=WARNING."""
+delivered on a later tick, concurrent deliverers in separate processes post each alert once,
+CREDIT_DRIFT_ALERT_SEVERITY=WARNING, and the estimated-performance alert (a second kind of the
+same outbox: its own row, run key and body)."""
 
 import datetime as dt
 import json
@@ -13,11 +14,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 
 from credit_drift.definitions import defs
 from credit_drift.defs.assets import (
     drift_report,
+    estimated_performance,
     feature_drift,
     production_window,
     reference_profile,
@@ -30,6 +34,7 @@ from credit_drift.stats.policy import should_alert
 from credit_drift.stats.results import top_drifted
 from credit_drift.storage.alert_outbox import (
     AlertIntent,
+    StoredAlert,
     read_alerts,
     record_alert,
     update_alert_webhook,
@@ -53,6 +58,8 @@ def _fast_webhook(monkeypatch):
     monkeypatch.setattr(delivery, "WEBHOOK_BACKOFF_S", 0.0)
     monkeypatch.delenv("CREDIT_DRIFT_ALERT_WEBHOOK_URL", raising=False)
     monkeypatch.delenv("CREDIT_DRIFT_ALERT_SEVERITY", raising=False)
+    monkeypatch.delenv("CREDIT_DRIFT_MIN_ESTIMATED_AUC", raising=False)
+    monkeypatch.delenv("CREDIT_DRIFT_DAGSTER_URL", raising=False)
 
 
 @pytest.fixture
@@ -209,7 +216,11 @@ def test_backfill_alerts_each_alert_day_exactly_once(project):
         assert config["status"] == "ALERT"
         assert config["drift_percentage"] > 30
         assert config["webhook_status"] == "disabled"
-        assert request.tags == {"credit_drift/report_date": day, "credit_drift/status": "ALERT"}
+        assert request.tags == {
+            "credit_drift/report_date": day,
+            "credit_drift/status": "ALERT",
+            "credit_drift/alert_kind": "drift",
+        }
 
     second, cursor = _tick(instance, cursor)
     assert isinstance(second, dg.SkipReason)
@@ -463,3 +474,267 @@ def test_warning_day_alerts_only_with_severity_warning(project, monkeypatch):
     assert list(alerts.index) == [day]
     assert alerts.loc[day, "severity"] == "WARNING"
     assert alerts.loc[day, "drift_percentage"] == pytest.approx(report["drift_percentage"])
+
+
+# -- f. the estimated-performance alert -----------------------------------------------------
+ESTIMATE_ASSETS = [*DAY_ASSETS, estimated_performance]
+DAGSTER_URL = "http://dagster.example:3000"
+
+
+def _materialize_with_estimate(instance, day):
+    result = dg.materialize(
+        ESTIMATE_ASSETS, partition_key=day, resources=_resources(), instance=instance
+    )
+    assert result.success
+    return result.asset_materializations_for_node("estimated_performance")[0].metadata
+
+
+def test_a_drift_and_an_estimated_alert_on_one_day_are_two_rows_and_two_deliveries(
+    project, webhook, monkeypatch
+):
+    """A day of sudden drift whose estimated AUC is below the bound (0.99 here): the drift
+    report and the estimate each write one alert of their kind; one tick posts both, once each,
+    under two run keys, each body saying what it is about; re-materializing the day writes,
+    posts and requests nothing more."""
+    from credit_drift import orchestration
+    from credit_drift.console import alert_line
+
+    monkeypatch.setenv("CREDIT_DRIFT_MIN_ESTIMATED_AUC", "0.99")
+    monkeypatch.setenv("CREDIT_DRIFT_DAGSTER_URL", DAGSTER_URL)
+    engine, instance = project([{"kind": "sudden", "intensity": 0.7}])
+    day = _day(0)
+    meta = _materialize_with_estimate(instance, day)
+    assert meta["status"].value == "ALERT" and meta["alert_raised"].value is True
+    alerts = read_alerts(engine)
+    days = alerts["report_date"].astype(str).str[:10]
+    assert list(zip(days, alerts["kind"], strict=True)) == [
+        (day, "drift"),
+        (day, "estimated_performance"),
+    ]
+    alerts.index = alerts["kind"]
+    est = alerts.loc["estimated_performance"]
+    details = est["details"]
+    auc = details["estimated_auc"]
+    assert auc == pytest.approx(meta["estimated_auc"].value, abs=0.005)  # shown rounded
+    # The small model's hold-out has 800 rows: a day of 600 has no band (fewer than 2 chunks
+    # of its size); a band in the body: the two tests below.
+    assert details["auc_band"] is None and "auc_band_lower" not in meta
+    assert details["min_auc"] == 0.99 and details["n_predictions"] == BATCH_SIZE
+    assert auc < 0.99
+    assert (est["severity"], est["webhook_status"]) == ("ALERT", "pending")
+    assert pd.isna(est["drift_percentage"]) and alerts.loc["drift", "details"] is None
+
+    requests, cursor = _tick(instance, None)  # in the order the two steps wrote them
+    by_kind = {r.tags["credit_drift/alert_kind"]: r for r in requests}
+    assert len(requests) == 2 and set(by_kind) == {"drift", "estimated_performance"}
+    assert by_kind["drift"].run_key == f"drift-alert-{day}"
+    assert by_kind["estimated_performance"].run_key == f"estimated_performance-alert-{day}"
+    config = _config(by_kind["estimated_performance"])
+    assert (config["kind"], config["status"], config["drift_percentage"]) == (
+        "estimated_performance",
+        "ALERT",
+        None,
+    )
+    assert config["message"] == (
+        f"ESTIMATED PERFORMANCE ALERT window={day} estimated_auc={auc:.3f} min_auc=0.99 "
+        "auc_band=n/a"
+    )
+    assert webhook.answers == [200, 200]
+    bodies = {b["credit_drift"]["kind"]: b for b in webhook.bodies}
+    assert set(bodies) == {"drift", "estimated_performance"}
+    body = bodies["estimated_performance"]
+    assert body["credit_drift"]["alert_id"] == est["id"]
+    assert body["credit_drift"]["report_date"] == day
+    assert body["credit_drift"]["status"] == "ALERT"
+    assert body["credit_drift"]["estimated_auc"] == pytest.approx(auc)
+    assert body["credit_drift"]["auc_band"] is None
+    assert body["credit_drift"]["min_auc"] == 0.99
+    assert body["credit_drift"]["n_predictions"] == BATCH_SIZE
+    assert (
+        f"in the window {day} (UTC) the estimated AUC is {auc:.3f}, below the bound 0.99"
+        in (body["text"])
+    )
+    assert "AUC band: none (the day is too large for the hold-out's chunks)" in body["text"]
+    assert "drifted" not in body["text"]
+    link = f"{DAGSTER_URL}/assets/estimated_performance?view=partitions&partition={day}"
+    assert body["credit_drift"]["link"] == link
+    assert body["blocks"][-1]["elements"][0]["text"] == link
+    drift_body = bodies["drift"]
+    assert (
+        f"{alerts.loc['drift', 'drift_percentage']:.1f}% of the model's features drifted"
+        in (drift_body["text"])
+    )
+    assert drift_body["credit_drift"]["link"] == link.replace(
+        "estimated_performance", "drift_report"
+    )
+    assert read_alerts(engine)["webhook_status"].tolist() == ["sent", "sent"]
+
+    # Re-materialized: no second row, no post, no new run request.
+    again = _materialize_with_estimate(instance, day)
+    assert again["status"].value == "ALERT" and again["alert_raised"].value is False
+    assert len(read_alerts(engine)) == 2
+    skip, _ = _tick(instance, cursor)
+    assert isinstance(skip, dg.SkipReason)
+    assert len(webhook.bodies) == 2
+
+    # `credit-drift materialize`'s in-process tick: one alert run per kind, then none.
+    assert sorted(orchestration.run_alert_sensor(instance)) == [
+        day,
+        f"{day} (estimated performance)",
+    ]
+    assert orchestration.run_alert_sensor(instance) == []
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(tags={"dagster/run_key": f"estimated_performance-alert-{day}"})
+    )
+    assert len(runs) == 1 and runs[0].dagster_run.is_success
+
+    # `credit-drift status` says what each alert is about.
+    lines = [alert_line(a) for a in read_alerts(engine).itertuples()]
+    assert lines[0].startswith(f"{day} ALERT: ") and "% drifted (webhook: sent)" in lines[0]
+    assert lines[1] == (
+        f"{day} ALERT estimated performance: AUC {auc:.3f} (bound 0.99) (webhook: sent)"
+    )
+
+
+def _estimate(model_dir, tmp_path, **settings):
+    """The estimate of a day of 300 hold-out applications (a realistic AUC, about 0.7)."""
+    from credit_drift.pipeline.config import PipelineConfig
+    from credit_drift.pipeline.estimated import cbpe_reference, estimate_logged
+
+    _, _, artifacts = model_dir
+    config = PipelineConfig.from_settings(Settings.from_env({}, cwd=tmp_path), **settings)
+    p = artifacts.holdout.probability[:300]
+    logged = pd.DataFrame(
+        {
+            "probability": p,
+            "decision": np.where(p >= artifacts.threshold, "REFUSED", "APPROVED"),
+            "threshold": artifacts.threshold,
+            "model_version": artifacts.version,
+        }
+    )
+    reference = cbpe_reference(artifacts)
+    return estimate_logged(artifacts, reference, logged, _day(3), config, plot=False), config
+
+
+def test_concurrent_estimates_of_a_day_raise_one_alert_and_a_zero_bound_none(
+    env, model_dir, tmp_path
+):
+    """Four materializations of one ALERT day at once write one row between them; the bound at
+    0 (off) raises no alert whatever the estimate."""
+    from credit_drift.pipeline import estimated as estimated_step
+
+    engine = make_engine(env)
+    off, off_config = _estimate(model_dir, tmp_path, min_estimated_auc=0.0)
+    assert off.status in ("OK", "WARNING") and not estimated_step.raise_alert(
+        engine, off, off_config
+    )
+    out, config = _estimate(model_dir, tmp_path, min_estimated_auc=0.99)
+    assert out.status == "ALERT"
+    results: list[bool] = []
+    barrier = threading.Barrier(4)
+
+    def worker():
+        barrier.wait()
+        results.append(estimated_step.raise_alert(engine, out, config))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [False, False, False, True]
+    alerts = read_alerts(engine)
+    assert alerts["kind"].tolist() == ["estimated_performance"]
+    assert alerts["webhook_status"].tolist() == ["disabled"]  # no webhook configured
+    stored = alerts["details"].iloc[0]
+    assert stored["estimated_auc"] == pytest.approx(out.estimate.auc)
+    assert stored["auc_band"] == pytest.approx([out.bands["auc"].lower, out.bands["auc"].upper])
+    assert (stored["min_auc"], stored["n_predictions"]) == (0.99, 300)
+    body = delivery.slack_body(StoredAlert(**{**vars(_stored()), "details": stored}))
+    lower, upper = stored["auc_band"]
+    assert f"AUC band: {lower:.3f} to {upper:.3f} for a day of 300 applications" in body["text"]
+
+
+def test_concurrent_deliverers_post_each_alert_of_each_kind_once(env, webhook):
+    """Two deliverers in separate processes, a drift and an estimated alert on one day and an
+    estimated alert on the next: each (day, kind) is posted exactly once."""
+    engine = make_engine(env)
+    first, second = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+    details = {
+        "estimated_auc": 0.55,
+        "min_auc": 0.6,
+        "auc_band": [0.66, 0.78],
+        "n_predictions": 900,
+    }
+    record_alert(engine, AlertIntent(first, "ALERT", 40.0, ["a"], deliver=True))
+    for day in (first, second):
+        record_alert(
+            engine,
+            AlertIntent(
+                day, "ALERT", None, (), deliver=True, kind="estimated_performance", details=details
+            ),
+        )
+    webhook.delay = 0.3
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 2.0
+    procs = [
+        ctx.Process(target=_deliver_in_a_process, args=(env, webhook.url, start_at, out))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sum(len(r) for r in results) == 3
+    posted = sorted(
+        (b["credit_drift"]["report_date"], b["credit_drift"]["kind"]) for b in webhook.bodies
+    )
+    assert posted == [
+        ("2026-11-01", "drift"),
+        ("2026-11-01", "estimated_performance"),
+        ("2026-11-02", "estimated_performance"),
+    ]
+    assert read_alerts(engine)["webhook_status"].tolist() == ["sent"] * 3
+
+
+def _stored(**details) -> StoredAlert:
+    return StoredAlert(
+        id=7,
+        report_date=dt.date(2026, 11, 4),
+        severity="WARNING",
+        drift_percentage=None,
+        top_features=(),
+        webhook_status="pending",
+        webhook_attempts=0,
+        kind="estimated_performance",
+        details=details,
+    )
+
+
+def test_the_estimated_body_names_the_metrics_outside_their_band_and_a_missing_band():
+    """CREDIT_DRIFT_ALERT_SEVERITY=WARNING: an estimate inside its bound but outside its band
+    alerts as WARNING, and the body says which metrics left the band; a day too large for a
+    band says so."""
+    warning = delivery.slack_body(
+        _stored(
+            estimated_auc=0.71,
+            min_auc=0.6,
+            auc_band=[0.72, 0.8],
+            n_predictions=1500,
+            outside_band=["auc", "default_rate"],
+        )
+    )
+    assert (
+        "in the window 2026-11-04 (UTC) estimated auc, default_rate outside the reference "
+        in (warning["text"])
+    )
+    assert "AUC band: 0.720 to 0.800 for a day of 1,500 applications" in warning["text"]
+    assert "link" not in warning["credit_drift"] and len(warning["blocks"]) == 1
+    no_band = delivery.slack_body(
+        _stored(estimated_auc=0.5, min_auc=0.6, auc_band=None, n_predictions=90000)
+    )
+    assert "the estimated AUC is 0.500, below the bound 0.6" in no_band["text"]
+    assert "AUC band: none (the day is too large for the hold-out's chunks)" in no_band["text"]

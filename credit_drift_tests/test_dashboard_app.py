@@ -128,6 +128,33 @@ def test_timeline_page_lists_each_day_with_its_stored_status(env):
     assert list(alerts["report_date"]) == [seed.ALERT_DAY]
 
 
+def test_timeline_page_lists_an_estimated_alert_with_its_kind(env):
+    from credit_drift.storage.alert_outbox import AlertIntent, record_alert
+
+    seed.seed(env)
+    details = {"estimated_auc": 0.55, "min_auc": 0.6, "auc_band": [0.66, 0.78]}
+    record_alert(
+        db.make_engine(env),
+        AlertIntent(
+            seed.ALERT_DAY,
+            "ALERT",
+            None,
+            (),
+            deliver=False,
+            kind="estimated_performance",
+            details=details,
+        ),
+    )
+    at = _page("timeline")
+    assert list(at.dataframe[0].value["alert"]) == ["", "", "alert raised"]
+    alerts = at.dataframe[1].value
+    assert list(alerts["kind"]) == ["drift", "estimated_performance"]
+    assert list(alerts["about"]) == [
+        "EXT_SOURCE_1, AMT_CREDIT, DAYS_BIRTH",
+        "estimated AUC 0.550 (bound 0.6)",
+    ]
+
+
 def test_day_page_ranks_drifted_features_and_shows_the_first(env):
     seed.seed(env)
     at = _page("day")  # default: the last day of the range, the ALERT day

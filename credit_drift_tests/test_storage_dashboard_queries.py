@@ -74,6 +74,33 @@ def test_extent_and_timeline(engine, seeded):
     assert q.alerts(engine, last=seed.DAYS[1]).empty
 
 
+def test_an_estimated_alert_is_listed_but_is_not_the_days_drift_alert(engine):
+    """The timeline's `alerted` means the drift alert (joined on the day AND kind='drift');
+    `alerts` lists every kind, by day then kind."""
+    from credit_drift.storage.alert_outbox import AlertIntent, record_alert
+
+    details = {"estimated_auc": 0.55, "min_auc": 0.6, "auc_band": [0.66, 0.78]}
+    for day in (seed.DAYS[0], seed.ALERT_DAY):
+        assert record_alert(
+            engine,
+            AlertIntent(
+                day, "ALERT", None, (), deliver=False, kind="estimated_performance", details=details
+            ),
+        )
+    timeline = q.drift_timeline(engine)
+    assert list(timeline["report_date"]) == seed.DAYS  # one row per day, never two
+    assert list(timeline["alerted"]) == [False, False, True]
+    found = q.alerts(engine)
+    assert list(found.columns) == list(q.ALERT_COLUMNS)
+    assert list(zip(found["report_date"], found["kind"], strict=True)) == [
+        (seed.DAYS[0], "estimated_performance"),
+        (seed.ALERT_DAY, "drift"),
+        (seed.ALERT_DAY, "estimated_performance"),
+    ]
+    assert found["details"].iloc[0] == details and found["details"].iloc[1] is None
+    assert np.isnan(found["drift_percentage"].iloc[0])
+
+
 def test_day_features_rank_drifted_first_then_by_importance(engine):
     frame = q.day_features(engine, seed.ALERT_DAY)
     assert list(frame.columns) == list(q.DAY_FEATURE_COLUMNS)

@@ -104,7 +104,7 @@ def test_sqlite_and_postgres_get_the_same_schema(sqlite_url, postgres_url):
     on_postgres["predictions"]["unique"] = on_sqlite["predictions"]["unique"]
     assert on_sqlite == on_postgres
     assert on_sqlite["drift_alerts"]["unique"] == [
-        ("uq_drift_alerts_report_date", ("report_date",))
+        ("uq_drift_alerts_report_date_kind", ("report_date", "kind"))
     ]
 
 
@@ -246,11 +246,8 @@ def test_0004_keeps_logged_predictions_and_adds_outcomes(db_url):
     }
     indexes = {i["name"]: i for i in inspector.get_indexes("outcomes")}
     assert indexes["uq_outcomes_current"]["unique"]
-    # Only what 0005 adds (on PostgreSQL) is still missing.
-    expected = (
-        [("add_table", "prediction_request_ids")] if conn.dialect.name == "postgresql" else []
-    )
-    assert [(d[0], d[1].name) for d in _diffs(db_url)] == expected
+    _migrate_to(db_url, "head")  # the metadata is the latest revision's
+    assert _diffs(db_url) == []
 
     # And back: 0003's schema, the prediction still there.
     _migrate_to(db_url, "0003", down=True)
@@ -259,3 +256,78 @@ def test_0004_keeps_logged_predictions_and_adds_outcomes(db_url):
     assert "application_id" not in {c["name"] for c in inspector.get_columns("predictions")}
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT request_id FROM predictions")).scalar_one() == "old-1"
+
+
+def _alert_rows(conn) -> list[dict]:
+    return [
+        dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM drift_alerts ORDER BY id"))
+    ]
+
+
+def _alert_uniques(url: str) -> list:
+    inspector = sa.inspect(db.make_engine(url))
+    return sorted(
+        (u["name"], tuple(u["column_names"]))
+        for u in inspector.get_unique_constraints("drift_alerts")
+    )
+
+
+def test_0006_keeps_every_alert_as_a_drift_alert_and_makes_one_per_day_and_kind(db_url):
+    _migrate_to(db_url, "0005")
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO drift_alerts (report_date, severity, status, drift_percentage, "
+                "top_features, created_at, webhook_status, webhook_attempts, webhook_error, "
+                "lease_owner, lease_expires_at, delivered_at) VALUES "
+                "('2026-11-02', 'ALERT', 'open', 57.5, '[\"AMT_CREDIT\", \"DAYS_BIRTH\"]', "
+                "'2026-11-03 06:00:00', 'sent', 2, NULL, NULL, NULL, '2026-11-03 06:00:30'), "
+                "('2026-11-04', 'WARNING', 'open', 12.5, '[\"EXT_SOURCE_1\"]', "
+                "'2026-11-05 06:00:00', 'failed', 3, 'HTTP 500: down', 'host:1:ab', "
+                "'2026-11-05 06:01:00', NULL)"
+            )
+        )
+        before = _alert_rows(conn)
+    assert len(before) == 2
+
+    _migrate_to(db_url, "0006")
+    assert db.current_revision(db_url) == "0006"
+    with engine.connect() as conn:
+        after = _alert_rows(conn)
+    assert [{k: v for k, v in r.items() if k not in ("kind", "details")} for r in after] == before
+    assert [(r["kind"], r["details"]) for r in after] == [("drift", None), ("drift", None)]
+    assert _alert_uniques(db_url) == [("uq_drift_alerts_report_date_kind", ("report_date", "kind"))]
+    assert _diffs(db_url) == []
+
+    # One alert per day AND kind: a second drift alert of a day is refused, another kind is not.
+    insert = (
+        "INSERT INTO drift_alerts (report_date, kind, severity, status, created_at, "
+        "webhook_attempts) VALUES ('2026-11-02', :kind, 'ALERT', 'open', '2026-11-03 07:00:00', 0)"
+    )
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(insert), {"kind": "drift"})
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"kind": "estimated_performance"})
+    # No default: a writer that names no kind is refused.
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO drift_alerts (report_date, severity, status, created_at, "
+                "webhook_attempts) VALUES ('2026-11-09', 'ALERT', 'open', '2026-11-10 07:00:00', 0)"
+            )
+        )
+
+    # Downgrade: refused while a non-drift alert exists (0005 would read it as drift), and the
+    # database is left at 0006, untouched.
+    with pytest.raises(RuntimeError, match=r"1 estimated_performance \(first on 2026-11-02\)"):
+        _migrate_to(db_url, "0005", down=True)
+    assert db.current_revision(db_url) == "0006"
+    with engine.begin() as conn:
+        assert len(_alert_rows(conn)) == 3
+        conn.execute(sa.text("DELETE FROM drift_alerts WHERE kind <> 'drift'"))
+    _migrate_to(db_url, "0005", down=True)
+    assert db.current_revision(db_url) == "0005"
+    with engine.connect() as conn:
+        assert _alert_rows(conn) == before
+    assert _alert_uniques(db_url) == [("uq_drift_alerts_report_date", ("report_date",))]

@@ -393,6 +393,82 @@ def test_a_lease_gives_each_alert_to_one_deliverer(engine):
     ]
 
 
+def _estimated_intent(day=DAY) -> AlertIntent:
+    return AlertIntent(
+        day,
+        "ALERT",
+        None,
+        (),
+        deliver=True,
+        kind="estimated_performance",
+        details={"estimated_auc": 0.55, "min_auc": 0.6, "auc_band": [0.68, 0.8]},
+    )
+
+
+def test_a_day_alerts_once_per_kind(engine):
+    assert record_alert(engine, _intent()) is True
+    assert record_alert(engine, _estimated_intent()) is True  # same day, another kind
+    assert record_alert(engine, _estimated_intent()) is False
+    assert record_alert(engine, _intent()) is False
+    alerts = read_alerts(engine)
+    assert list(zip(alerts["report_date"], alerts["kind"], strict=True)) == [
+        (DAY, "drift"),
+        (DAY, "estimated_performance"),
+    ]
+    drift, estimated = alerts.iloc[0], alerts.iloc[1]
+    assert drift["details"] is None and drift["drift_percentage"] == 45.0
+    assert estimated["details"] == {"estimated_auc": 0.55, "min_auc": 0.6, "auc_band": [0.68, 0.8]}
+    assert pd.isna(estimated["drift_percentage"]) and list(estimated["top_features"]) == []
+    # The delivery state is set per kind.
+    update_alert_webhook(
+        engine, DAY, webhook_status="failed", attempts=2, kind="estimated_performance"
+    )
+    alerts = read_alerts(engine).set_index("kind")
+    assert alerts.loc["estimated_performance", "webhook_status"] == "failed"
+    assert alerts.loc["drift", "webhook_status"] == "pending"
+    with pytest.raises(LookupError, match="no estimated_performance alert"):
+        update_alert_webhook(
+            engine,
+            DAY + dt.timedelta(days=1),
+            webhook_status="sent",
+            attempts=1,
+            kind="estimated_performance",
+        )
+    stored = {a.kind: a for a in alerts_after(engine, 0, 10)}
+    assert stored["estimated_performance"].details["auc_band"] == [0.68, 0.8]
+    assert stored["drift"].top_features == ("a", "b")
+
+
+def test_an_unknown_alert_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown alert kind 'realized'.*drift"):
+        AlertIntent(DAY, "ALERT", None, (), deliver=False, kind="realized")
+
+
+def test_concurrent_alerts_of_one_day_and_kind_insert_one_row_per_kind(engine):
+    results: list[tuple[str, bool]] = []
+    barrier = threading.Barrier(6)
+
+    def worker(intent):
+        barrier.wait()
+        results.append((intent.kind, record_alert(engine, intent)))
+
+    intents = [_intent(), _estimated_intent()] * 3
+    threads = [threading.Thread(target=worker, args=(i,)) for i in intents]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [
+        ("drift", False),
+        ("drift", False),
+        ("drift", True),
+        ("estimated_performance", False),
+        ("estimated_performance", False),
+        ("estimated_performance", True),
+    ]
+    assert sorted(read_alerts(engine)["kind"]) == ["drift", "estimated_performance"]
+
+
 # -- API log ------------------------------------------------------------------------------
 def test_api_log_round_trip(engine):
     start, end = window_bounds_for_day(DAY)

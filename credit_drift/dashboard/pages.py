@@ -155,6 +155,17 @@ def _share(value) -> str:
     return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
 
 
+def _alert_about(alert) -> str:
+    """What an alert row is about: the top drifted features, or the estimated AUC against its
+    bound."""
+    if alert.kind == "estimated_performance":
+        details = alert.details or {}
+        auc, bound = details.get("estimated_auc"), details.get("min_auc")
+        shown = "-" if auc is None else f"{auc:.3f}"
+        return f"estimated AUC {shown} (bound {'-' if bound is None else f'{bound:g}'})"
+    return ", ".join(list(alert.top_features or [])[:5])
+
+
 def dagster_partition_url(settings: Settings, day: dt.date) -> str:
     """The day's drift_report partition in the Dagster UI (its materialization, metadata and
     the run that made it)."""
@@ -232,15 +243,15 @@ def timeline_page(view: View) -> None:
     if len(found):
         st.subheader("Alerts")
         st.dataframe(
-            found.assign(
-                top_features=found["top_features"].map(lambda v: ", ".join(list(v or [])[:5]))
-            )[["report_date", "severity", "drift_percentage", "top_features", "webhook_status"]],
+            found.assign(about=[_alert_about(a) for a in found.itertuples()])[
+                ["report_date", "kind", "severity", "drift_percentage", "about", "webhook_status"]
+            ],
             hide_index=True,
             width="stretch",
             column_config={
                 "report_date": "day",
                 "drift_percentage": st.column_config.NumberColumn("drifted %", format="%.1f"),
-                "top_features": "top drifted features",
+                "about": "top drifted features / estimate",
                 "webhook_status": "webhook",
             },
         )

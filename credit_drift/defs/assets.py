@@ -629,6 +629,7 @@ def drift_evidence(
 def estimated_performance(
     context: dg.AssetExecutionContext,
     production_window: Windows,
+    database: PredictionDatabaseResource,
     project: ProjectResource,
 ):  # a MaterializeResult: with check specs, Dagster takes no return annotation
     """Label-free performance estimate of the day, the morning after (CBPE: no outcomes
@@ -636,13 +637,17 @@ def estimated_performance(
     there), the expected confusion matrix, AUC, default rate and business cost, against the
     band (mean +/- 3 std) of day-sized samples of the hold-out and the configured AUC bound.
     It sees what a shift in WHO applies does to performance; it cannot see a change in how
-    often the same applicant defaults (concept drift): only realized outcomes show that."""
+    often the same applicant defaults (concept drift): only realized outcomes show that.
+    A day below the bound raises one `estimated_performance` alert in the outbox (once, however
+    often it is re-materialized); `drift_alert_sensor` delivers it."""
     artifacts, config = project.artifacts(), project.config()
     cbpe = estimated_step.cbpe_reference(artifacts)
+    engine = database.engine()
     results = {}
     for day in day_windows(context):
         out = estimated_step.estimate_day(artifacts, cbpe, production_window[day.key], config)
         results[day.key] = out
+        raised = estimated_step.raise_alert(engine, out, config)
         if out.status in ("WARNING", "ALERT"):
             context.log.warning(
                 f"ESTIMATED PERFORMANCE {out.status} window={day.key}: {out.summary}"
@@ -651,6 +656,7 @@ def estimated_performance(
             {
                 "status": out.status,
                 "summary": out.summary,
+                "alert_raised": dg.MetadataValue.bool(raised),
                 "n_predictions": dg.MetadataValue.int(out.n_predictions),
                 "n_other_model_version": dg.MetadataValue.int(out.n_other_model),
                 "raw_model_calibrated": dg.MetadataValue.bool(out.calibration.raw_is_calibrated),

@@ -41,22 +41,31 @@ reference_profile_job = dg.define_asset_job(
 class DriftAlertConfig(dg.Config):
     report_date: str
     status: str
-    drift_percentage: float
-    top_features: list[str]
+    drift_percentage: float | None = None
+    top_features: list[str] = []
     webhook_status: str
+    #: What the alert is about (`storage.schema.ALERT_KINDS`) and its one-line summary.
+    kind: str = "drift"
+    message: str = ""
 
 
-@dg.op(description="Records a drift alert in the run log so that it shows up in the Dagster UI.")
+@dg.op(
+    description="Records an alert (drift or estimated performance) in the run log so that it "
+    "shows up in the Dagster UI."
+)
 def drift_alert(context: dg.OpExecutionContext, config: DriftAlertConfig) -> None:
-    context.log.warning(
-        f"DRIFT {config.status} for window {config.report_date}: "
-        f"{config.drift_percentage:.1f}% of features drifted; top: "
-        f"{', '.join(config.top_features[:10])}; webhook: {config.webhook_status}"
-    )
+    if config.kind == "drift":
+        context.log.warning(
+            f"DRIFT {config.status} for window {config.report_date}: "
+            f"{config.drift_percentage or 0.0:.1f}% of features drifted; top: "
+            f"{', '.join(config.top_features[:10])}; webhook: {config.webhook_status}"
+        )
+    else:
+        context.log.warning(f"{config.message}; webhook: {config.webhook_status}")
 
 
 @dg.job(
-    description="Launched by drift_alert_sensor once per alerting day.",
+    description="Launched by drift_alert_sensor once per alert (day and kind).",
     executor_def=execution.pipeline_executor(),
     tags={"credit_drift/kind": "alert"},
 )

@@ -84,6 +84,8 @@ class ProjectResource(dg.ConfigurableResource):
     min_window_rows: int = 30
     alert_severity: str = "ALERT"
     alert_webhook_url: str = ""
+    #: The Dagster UI's address, for the day's link in an alert's webhook body ('' = no link).
+    dagster_url: str = ""
     evidently_max_columns: int = 30
     evidently_all_columns: bool = False
     evidence_allowance: float = 0.005
@@ -169,6 +171,7 @@ def resources_from_settings(settings: Settings | None = None, **project: Any) ->
         min_window_rows=settings.min_window_rows,
         alert_severity=settings.alert_severity,
         alert_webhook_url=_from_env("CREDIT_DRIFT_ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+        dagster_url=settings.dagster_url,
         evidence_allowance=settings.evidence_allowance,
         evidence_threshold=settings.evidence_threshold,
         outcome_horizon_days=settings.outcome_horizon_days,

@@ -2,12 +2,14 @@
 
 Alerts are written by `drift_report` in the same transaction as the day's report (the outbox,
 `drift_alerts`), so an ALERT in the database is alerted even if the run died right after writing
-it. Every tick:
+it, and by `estimated_performance` (kind `estimated_performance`, insert-if-absent) when the
+day's estimated AUC is below its bound. Every tick, for every kind:
 1. posts the outbox's undelivered alerts to the webhook (`pipeline.alerts.deliver_alerts`: a
    lease on each row, so a concurrent tick, CLI run or second daemon never posts one twice; at
    most 3 alerts per tick; failures recorded and retried on later ticks, never raised);
 2. requests one `drift_alert_job` run per alert it has not seen (cursor: the last alert id),
-   with run key `drift-alert-<day>`, so even a reset cursor launches no second run.
+   with run key `drift-alert-<day>` (drift) or `<kind>-alert-<day>` (the other kinds), so even a
+   reset cursor launches no second run.
 
 late_outcomes_sensor: re-materializes realized_performance for the days whose outcomes arrived.
 Its cursor is `latest_outcome_change` (the latest received_at of the outcomes table) as last
@@ -24,7 +26,7 @@ import dagster as dg
 from credit_drift.defs import jobs  # the module: the loader would collect the job twice
 from credit_drift.defs.partitions import daily_partitions
 from credit_drift.defs.resources import PredictionDatabaseResource, ProjectResource
-from credit_drift.pipeline.alerts import alert_log_line, deliver_alerts
+from credit_drift.pipeline.alerts import alert_log_line, alert_run_key, deliver_alerts
 from credit_drift.storage.alert_outbox import alerts_after
 
 #: New alerts announced per tick at most (the rest on the next tick).
@@ -36,8 +38,9 @@ BATCH = 100
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Delivers each alert of drift_alerts (written with an ALERT day's report, or "
-    "WARNING with CREDIT_DRIFT_ALERT_SEVERITY=WARNING) to the webhook once, and launches one "
-    "drift_alert_job run per alerting day.",
+    "WARNING with CREDIT_DRIFT_ALERT_SEVERITY=WARNING; or by estimated_performance when the "
+    "estimated AUC is below CREDIT_DRIFT_MIN_ESTIMATED_AUC) to the webhook once, and launches "
+    "one drift_alert_job run per alert (day and kind).",
 )
 def drift_alert_sensor(
     context: dg.SensorEvaluationContext,
@@ -46,9 +49,9 @@ def drift_alert_sensor(
 ):
     engine = database.engine()
     try:
-        for d in deliver_alerts(engine, project.alert_webhook_url):
+        for d in deliver_alerts(engine, project.alert_webhook_url, project.dagster_url):
             outcome = "delivered" if d.delivered else f"failed ({d.error})"
-            context.log.info(f"alert webhook for window {d.report_date}: {outcome}")
+            context.log.info(f"{d.kind} alert webhook for window {d.report_date}: {outcome}")
     except Exception as exc:  # noqa: BLE001 - a delivery failure must not stop new announcements
         context.log.error(f"delivering alerts failed: {type(exc).__name__}: {exc}")
     cursor = int(context.cursor) if context.cursor else 0
@@ -57,27 +60,37 @@ def drift_alert_sensor(
         return dg.SkipReason("no new alert")
     requests = []
     for alert in alerts:
-        # INFO: the alert itself was logged (WARNING) by the drift_report run that raised it,
-        # and a daemon starting on state the CLI already handled re-reads old alerts here.
-        context.log.info(f"announcing {alert_log_line(alert)}")
+        # INFO: the alert itself was logged (WARNING) by the run that raised it, and a daemon
+        # starting on state the CLI already handled re-reads old alerts here.
+        line = alert_log_line(alert)
+        context.log.info(f"announcing {line}")
         day = alert.report_date.isoformat()
+        drift = alert.kind == "drift"
         requests.append(
             dg.RunRequest(
-                run_key=f"drift-alert-{day}",
+                run_key=alert_run_key(alert),
                 run_config=dg.RunConfig(
                     ops={
                         "drift_alert": {
                             "config": {
                                 "report_date": day,
                                 "status": alert.severity,
-                                "drift_percentage": float(alert.drift_percentage or 0.0),
+                                "drift_percentage": float(alert.drift_percentage or 0.0)
+                                if drift
+                                else None,
                                 "top_features": list(alert.top_features),
                                 "webhook_status": alert.webhook_status or "",
+                                "kind": alert.kind,
+                                "message": line,
                             }
                         }
                     }
                 ),
-                tags={"credit_drift/report_date": day, "credit_drift/status": alert.severity},
+                tags={
+                    "credit_drift/report_date": day,
+                    "credit_drift/status": alert.severity,
+                    "credit_drift/alert_kind": alert.kind,
+                },
             )
         )
     context.update_cursor(str(alerts[-1].id))

@@ -1,7 +1,9 @@
-"""Delivering the alert outbox: each alert row is posted to the webhook by whoever claims it
-first (a lease on the row), with retries and backoff; a failure is recorded and retried on
-later calls, never raised. The rows themselves are written with the day's report
-(`report.write_drift_report`), so no alert depends on this process staying alive.
+"""Delivering the alert outbox: each alert row, of any kind, is posted to the webhook by whoever
+claims it first (a lease on the row), with retries and backoff; a failure is recorded and
+retried on later calls, never raised. The rows themselves are written by the step that raised
+them (drift: with the day's report, `report.write_drift_report`; estimated performance:
+`estimated.raise_alert`), so no alert depends on this process staying alive. The body says what
+the alert is about: drifted share and features, or estimated AUC against its bound and band.
 """
 
 import datetime as dt
@@ -34,38 +36,108 @@ WEBHOOK_ALERTS_PER_CALL = 3
 LEASE = dt.timedelta(seconds=60)
 
 
-def alert_log_line(alert: StoredAlert) -> str:
+#: The Dagster asset whose partition page shows the day behind an alert of each kind.
+ALERT_ASSETS = {"drift": "drift_report", "estimated_performance": "estimated_performance"}
+
+
+def alert_run_key(alert: StoredAlert) -> str:
+    """The run key of the alert's `drift_alert_job` run: `drift-alert-<day>` for drift (the key
+    deployments already have, so no drift alert is announced twice after an upgrade),
+    `<kind>-alert-<day>` for the other kinds."""
+    day = alert.report_date.isoformat()
+    return f"drift-alert-{day}" if alert.kind == "drift" else f"{alert.kind}-alert-{day}"
+
+
+def day_link(dagster_url: str, alert: StoredAlert) -> str:
+    """The alert's day in the Dagster UI: the partition of the asset that raised it."""
+    asset = ALERT_ASSETS.get(alert.kind, "drift_report")
     return (
-        f"DRIFT {alert.severity} window={alert.report_date.isoformat()} "
+        f"{dagster_url.rstrip('/')}/assets/{asset}?view=partitions"
+        f"&partition={alert.report_date.isoformat()}"
+    )
+
+
+def _num(value: Any, fmt: str = ".3f") -> str:
+    return "n/a" if value is None else format(float(value), fmt)
+
+
+def _estimate_numbers(alert: StoredAlert) -> tuple[Any, Any, list | None]:
+    details = alert.details or {}
+    return details.get("estimated_auc"), details.get("min_auc"), details.get("auc_band")
+
+
+def alert_log_line(alert: StoredAlert) -> str:
+    day = alert.report_date.isoformat()
+    if alert.kind == "estimated_performance":
+        auc, bound, band = _estimate_numbers(alert)
+        shown = "n/a" if not band else f"{_num(band[0])}-{_num(band[1])}"
+        return (
+            f"ESTIMATED PERFORMANCE {alert.severity} window={day} "
+            f"estimated_auc={_num(auc)} min_auc={_num(bound, 'g')} auc_band={shown}"
+        )
+    return (
+        f"DRIFT {alert.severity} window={day} "
         f"drift_percentage={alert.drift_percentage or 0.0:.1f} "
         f"top_features={','.join(alert.top_features[:10])}"
     )
 
 
-def slack_body(alert: StoredAlert, dagster_url: str | None = None) -> dict[str, Any]:
-    """A Slack-compatible incoming-webhook body (`text` is what every consumer reads);
-    `credit_drift.alert_id` lets a receiver drop the rare second delivery (see the outbox)."""
+def alert_text(alert: StoredAlert) -> str:
+    """What the alert says, in one paragraph (the webhook body's `text`)."""
     day = alert.report_date.isoformat()
-    text = (
+    if alert.kind == "estimated_performance":
+        auc, bound, band = _estimate_numbers(alert)
+        details = alert.details or {}
+        if auc is not None and bound and auc < bound:
+            what = f"the estimated AUC is {_num(auc)}, below the bound {_num(bound, 'g')}"
+        else:
+            outside = ", ".join(details.get("outside_band") or []) or "n/a"
+            what = f"estimated {outside} outside the reference band (AUC {_num(auc)})"
+        shown = (
+            f"{_num(band[0])} to {_num(band[1])} for a day of "
+            f"{details.get('n_predictions', 0):,} applications"
+            if band
+            else "none (the day is too large for the hold-out's chunks)"
+        )
+        return (
+            f":rotating_light: credit-drift {alert.severity}: in the window {day} (UTC) {what}. "
+            f"AUC band: {shown}. Label-free estimate (CBPE) from the logged probabilities: "
+            "realized outcomes confirm it once they arrive."
+        )
+    return (
         f":rotating_light: credit-drift {alert.severity}: {alert.drift_percentage or 0.0:.1f}% "
         f"of the model's features drifted in the window {day} (UTC). "
         f"Top drifted: {', '.join(alert.top_features[:5]) or 'n/a'}."
     )
+
+
+def slack_body(alert: StoredAlert, dagster_url: str | None = None) -> dict[str, Any]:
+    """A Slack-compatible incoming-webhook body (`text` is what every consumer reads) saying
+    what the alert is about, with the day's link in the Dagster UI when `dagster_url` is set;
+    `credit_drift.alert_id` lets a receiver drop the rare second delivery (see the outbox)."""
+    day = alert.report_date.isoformat()
+    text = alert_text(alert)
+    structured: dict[str, Any] = {
+        "alert_id": alert.id,
+        "kind": alert.kind,
+        "report_date": day,
+        "status": alert.severity,
+    }
+    if alert.kind == "drift":
+        structured.update(
+            drift_percentage=alert.drift_percentage, top_features=list(alert.top_features)
+        )
+    else:
+        structured.update({k: v for k, v in (alert.details or {}).items() if k != "summary"})
     body: dict[str, Any] = {
         "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-        "credit_drift": {
-            "alert_id": alert.id,
-            "report_date": day,
-            "status": alert.severity,
-            "drift_percentage": alert.drift_percentage,
-            "top_features": list(alert.top_features),
-        },
+        "credit_drift": structured,
     }
     if dagster_url:
-        body["blocks"].append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": dagster_url}]}
-        )
+        link = day_link(dagster_url, alert)
+        structured["link"] = link
+        body["blocks"].append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
     return body
 
 
@@ -96,6 +168,7 @@ class Delivery:
     delivered: bool
     attempts: int
     error: str | None
+    kind: str = "drift"
 
 
 def deliverer_id() -> str:
@@ -103,10 +176,11 @@ def deliverer_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def deliver_alerts(engine: Engine, webhook_url: str) -> list[Delivery]:
-    """Claim and post up to WEBHOOK_ALERTS_PER_CALL alerts (pending, or failed with attempts
-    left), oldest day first, never more than WEBHOOK_MAX_TOTAL_ATTEMPTS attempts per alert in
-    all. An alert another deliverer holds is left to it."""
+def deliver_alerts(engine: Engine, webhook_url: str, dagster_url: str = "") -> list[Delivery]:
+    """Claim and post up to WEBHOOK_ALERTS_PER_CALL alerts of any kind (pending, or failed with
+    attempts left), oldest day first, never more than WEBHOOK_MAX_TOTAL_ATTEMPTS attempts per
+    alert in all. An alert another deliverer holds is left to it. `dagster_url`: the day's link
+    in each body ('' = none)."""
     if not webhook_url:
         return []
     owner = deliverer_id()
@@ -121,17 +195,22 @@ def deliver_alerts(engine: Engine, webhook_url: str) -> list[Delivery]:
     for alert in claimed:
         remaining = WEBHOOK_MAX_TOTAL_ATTEMPTS - alert.webhook_attempts
         ok, attempts, error = post_webhook(
-            webhook_url, slack_body(alert), attempts=min(WEBHOOK_ATTEMPTS, remaining)
+            webhook_url,
+            slack_body(alert, dagster_url),
+            attempts=min(WEBHOOK_ATTEMPTS, remaining),
         )
         recorded = finish_delivery(
             engine, alert.id, owner, delivered=ok, attempts=attempts, error=error
         )
         if not recorded:
-            log.error(f"alert {alert.report_date}: lease lost before the outcome was recorded")
+            log.error(
+                f"{alert.kind} alert {alert.report_date}: lease lost before the outcome was "
+                "recorded"
+            )
         if not ok:
             log.error(
-                f"alert webhook failed for window {alert.report_date} after {attempts} "
-                f"attempts: {error}"
+                f"{alert.kind} alert webhook failed for window {alert.report_date} after "
+                f"{attempts} attempts: {error}"
             )
-        done.append(Delivery(alert.report_date, ok, attempts, error))
+        done.append(Delivery(alert.report_date, ok, attempts, error, alert.kind))
     return done

@@ -6,10 +6,15 @@ AUC bound.
 Status: NO_DATA (no predictions of this model version), ALERT (estimated AUC below
 `min_estimated_auc`), WARNING (a metric outside its band), OK. What it cannot see: a change in
 P(default | features) (concept drift); only realized outcomes show that.
+
+A day whose status reaches the configured alert severity raises one `estimated_performance`
+alert in the outbox (`raise_alert`), which `drift_alert_sensor` delivers like a drift alert.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,3 +193,48 @@ def estimate_logged(
         calibration=reference.check,
         figure=figure,
     )
+
+
+#: The outbox kind of the estimate's alerts (`storage.schema.ALERT_KINDS`).
+ALERT_KIND = "estimated_performance"
+
+
+def alert_details(out: EstimatedPerformance) -> dict[str, Any]:
+    """What the alert says about the day (JSON-ready; NaN and a missing band as None): the
+    estimated AUC, its bound and band, the day's size, the metrics outside their band."""
+    from credit_drift.storage.sql import plain
+
+    e = out.estimate
+    band = (out.bands or {}).get("auc")
+    return {
+        "estimated_auc": None if e is None else plain(float(e.auc)),
+        "min_auc": float(out.min_auc),
+        "auc_band": None if band is None else [plain(band.lower), plain(band.upper)],
+        "estimated_default_rate": None if e is None else plain(float(e.default_rate)),
+        "n_predictions": int(out.n_predictions),
+        "outside_band": list(out.outside_band),
+        "summary": out.summary,
+    }
+
+
+def raise_alert(engine, out: EstimatedPerformance, config: PipelineConfig) -> bool:
+    """Record the day's `estimated_performance` alert when its status reaches
+    `config.alert_severity` (ALERT: the estimated AUC below the bound; WARNING too with
+    CREDIT_DRIFT_ALERT_SEVERITY=WARNING). The estimate itself is not stored, so the alert is
+    written alone, insert-if-absent: a re-materialized or concurrently materialized day writes
+    one row between them. True when this call wrote it."""
+    from credit_drift.stats.policy import should_alert
+    from credit_drift.storage.alert_outbox import AlertIntent, record_alert
+
+    if not should_alert(out.status, config.alert_severity):
+        return False
+    intent = AlertIntent(
+        report_date=dt.date.fromisoformat(out.day),
+        severity=out.status,
+        drift_percentage=None,
+        top_features=(),
+        deliver=bool(config.alert_webhook_url),
+        kind=ALERT_KIND,
+        details=alert_details(out),
+    )
+    return record_alert(engine, intent)

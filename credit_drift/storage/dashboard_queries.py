@@ -51,12 +51,14 @@ TIMELINE_COLUMNS = (
 )
 ALERT_COLUMNS = (
     "report_date",
+    "kind",
     "severity",
     "drift_percentage",
     "top_features",
     "created_at",
     "webhook_status",
     "webhook_attempts",
+    "details",
 )
 DAY_FEATURE_COLUMNS = (
     "rank",
@@ -200,8 +202,9 @@ def data_extent(engine: Engine) -> DataExtent:
 def drift_timeline(
     engine: Engine, first: dt.date | None = None, last: dt.date | None = None
 ) -> pd.DataFrame:
-    """One row per stored window (columns `TIMELINE_COLUMNS`), by day, with whether it raised an
-    alert. NO_DATA windows have NaN percentages, never a fake 0."""
+    """One row per stored window (columns `TIMELINE_COLUMNS`), by day, with whether it raised a
+    drift alert (other kinds of alert are in `alerts`). NO_DATA windows have NaN percentages,
+    never a fake 0."""
     r, a = drift_reports.c, drift_alerts.c
     stmt = (
         sa.select(
@@ -218,7 +221,11 @@ def drift_timeline(
             (a.id.is_not(None)).label("alerted"),
             a.webhook_status,
         )
-        .select_from(drift_reports.outerjoin(drift_alerts, a.report_date == r.report_date))
+        .select_from(
+            drift_reports.outerjoin(
+                drift_alerts, (a.report_date == r.report_date) & (a.kind == "drift")
+            )
+        )
         .order_by(r.report_date)
     )
     if first is not None:
@@ -237,9 +244,10 @@ def drift_timeline(
 def alerts(
     engine: Engine, first: dt.date | None = None, last: dt.date | None = None
 ) -> pd.DataFrame:
-    """The alerts raised, by window (columns `ALERT_COLUMNS`)."""
+    """The alerts raised, every kind, by window then kind (columns `ALERT_COLUMNS`; `details`:
+    the numbers of a non-drift alert, None for drift)."""
     c = drift_alerts.c
-    stmt = sa.select(*[c[name] for name in ALERT_COLUMNS]).order_by(c.report_date)
+    stmt = sa.select(*[c[name] for name in ALERT_COLUMNS]).order_by(c.report_date, c.kind)
     if first is not None:
         stmt = stmt.where(c.report_date >= first)
     if last is not None:

@@ -368,14 +368,16 @@ feature_drift_results = sa.Table(
 #: Alert states of the outbox: `pending` (to deliver), `sent`, `failed` (retried on later
 #: ticks until its attempts run out), `disabled` (no webhook configured: recorded, not sent).
 WEBHOOK_STATUSES = ("pending", "sent", "failed", "disabled")
+#: What an alert is about: the drift report's status, or the label-free performance estimate
+#: below its bound. A day alerts at most once per kind (checked by `AlertIntent`, not by a
+#: CHECK constraint, so that a new kind needs no table copy on SQLite).
+ALERT_KINDS = ("drift", "estimated_performance")
 
 drift_alerts = sa.Table(
     "drift_alerts",
     metadata,
     sa.Column("id", _big_id(), primary_key=True, autoincrement=True),
-    sa.Column(
-        "report_date", sa.Date(), nullable=False, unique=True, comment="a window alerts once"
-    ),
+    sa.Column("report_date", sa.Date(), nullable=False, comment="a day alerts once per kind"),
     sa.Column("severity", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("drift_percentage", sa.Double(), nullable=True),
@@ -389,6 +391,19 @@ drift_alerts = sa.Table(
     sa.Column("lease_owner", sa.String(64), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.Column(
+        "kind",
+        sa.String(32),
+        nullable=False,
+        comment="what the alert is about: drift, estimated_performance",
+    ),
+    sa.Column(
+        "details",
+        _json(),
+        nullable=True,
+        comment="the kind's numbers (estimated AUC, bound, band); NULL for drift",
+    ),
+    sa.UniqueConstraint("report_date", "kind"),
 )
 
 # Client retries: one row per `Idempotency-Key` that got an answer, written in the same
