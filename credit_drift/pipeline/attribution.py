@@ -15,12 +15,10 @@ one. The result carries the standard error of every mean change it reports, so a
 read against its noise.
 """
 
-import threading
-from collections import OrderedDict
-
 import numpy as np
 import pandas as pd
 
+from credit_drift.pipeline.memo import BoundedCache
 from credit_drift.pipeline.reference import LoadedReference
 from credit_drift.pipeline.window import ProductionWindow
 from credit_drift.stats.attribution import ScoreAttribution, attribute_mean_change
@@ -90,8 +88,7 @@ def compute_score_attribution(
 #: count and seed; 1,000 rows of 419 features are 3.4 MB).
 CACHED_CONTRIBUTIONS = 4
 
-_contributions: "OrderedDict[tuple[str, str, int, int], np.ndarray]" = OrderedDict()
-_contributions_lock = threading.Lock()
+_contributions: BoundedCache[np.ndarray] = BoundedCache(CACHED_CONTRIBUTIONS)
 
 
 def reference_contributions(
@@ -106,26 +103,19 @@ def reference_contributions(
     from credit_drift.model.artifacts import model_matrix
 
     key = (reference.profile.profile_version, artifacts.version, int(rows), int(seed))
-    with _contributions_lock:
-        hit = _contributions.get(key)
-        if hit is not None:
-            _contributions.move_to_end(key, last=False)
-            return hit
+    hit = _contributions.get(key)
+    if hit is not None:
+        return hit
     frame = _cap(reference_sample_frame(reference, seed), rows, seed)
     out = artifacts.contributions(model_matrix(artifacts.schema, frame))
     out.setflags(write=False)
-    with _contributions_lock:
-        _contributions[key] = out
-        _contributions.move_to_end(key, last=False)
-        while len(_contributions) > CACHED_CONTRIBUTIONS:
-            _contributions.popitem(last=True)
+    _contributions.put(key, out)
     return out
 
 
 def clear_contributions_cache() -> None:
     """Forget every kept reference-side contribution matrix."""
-    with _contributions_lock:
-        _contributions.clear()
+    _contributions.clear()
 
 
 def rows_for(n_trees: int, max_rows: int, row_tree_budget: int) -> int:

@@ -1,8 +1,6 @@
 """The reference profile: fitted once on the WHOLE training set with the model's feature list,
 importances and training scores, stored in the database, and loaded back for every day."""
 
-import threading
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -13,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.pipeline.config import PipelineConfig
+from credit_drift.pipeline.memo import BoundedCache
 from credit_drift.stats.reference import ReferenceProfile
 from credit_drift.stats.segments import SegmentReferences, SegmentSpec
 
@@ -156,8 +155,7 @@ def build_reference_profile(engine: Engine, config: PipelineConfig) -> Reference
 #: that alternates between two databases (or a new profile and the one before it).
 CACHED_PROFILES = 2
 
-_cache: "OrderedDict[tuple[str, str, str, str], LoadedReference]" = OrderedDict()
-_cache_lock = threading.Lock()
+_cache: "BoundedCache[LoadedReference]" = BoundedCache(CACHED_PROFILES)
 
 
 def load_reference_profile(engine: Engine, *, cached: bool = True) -> LoadedReference:
@@ -181,11 +179,9 @@ def load_reference_profile(engine: Engine, *, cached: bool = True) -> LoadedRefe
         head = active_reference_key(engine)
         if head is not None:
             key = (_database_key(engine), *head)
-            with _cache_lock:
-                hit = _cache.get(key)
-                if hit is not None:
-                    _cache.move_to_end(key, last=False)
-                    return hit
+            hit = _cache.get(key)
+            if hit is not None:
+                return hit
     stored = load_reference(engine)
     if stored is None:
         raise ReferenceBuildError(
@@ -201,18 +197,13 @@ def load_reference_profile(engine: Engine, *, cached: bool = True) -> LoadedRefe
             str(stored.model_version),
             stored_at_text(stored.created_at),
         )
-        with _cache_lock:
-            _cache[key] = loaded
-            _cache.move_to_end(key, last=False)
-            while len(_cache) > CACHED_PROFILES:
-                _cache.popitem(last=True)
+        _cache.put(key, loaded)
     return loaded
 
 
 def clear_reference_cache() -> None:
     """Forget every restored profile (the next load reads the database)."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def _database_key(engine: Engine) -> str:
