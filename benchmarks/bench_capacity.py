@@ -38,7 +38,6 @@ COPY), not through the HTTP API, whose own rates are in the "Scoring API" and "L
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import socket
@@ -47,7 +46,6 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -557,41 +555,10 @@ def run_size(args) -> str:
 
 
 # -- backfill ------------------------------------------------------------------------------------
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _graphql(web: str, query: str, variables: dict) -> dict:
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    req = urllib.request.Request(
-        f"{web}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        out = json.loads(resp.read())
-    if "errors" in out:
-        raise RuntimeError(f"GraphQL errors: {out['errors']}")
-    return out["data"]
 
 
 def _wait(what: str, predicate, timeout: float, poll: float = 2.0):
@@ -671,9 +638,9 @@ def backfill_once(args, workers: int, model_dir: Path, artifacts, pool_path: Pat
                     "repositoryLocationName": stack.LOCATION_NAME,
                     "repositoryName": "__repository__",
                 }
-                launched = _graphql(
+                launched = stack.graphql(
                     web,
-                    LAUNCH_RUN,
+                    stack.LAUNCH_RUN,
                     {"params": {"selector": {**repo, "jobName": "reference_profile_job"}}},
                 )["launchRun"]
                 if launched["__typename"] != "LaunchRunSuccess":
@@ -690,9 +657,9 @@ def backfill_once(args, workers: int, model_dir: Path, artifacts, pool_path: Pat
                 names = _daily_asset_names()
                 load_before = common.load_average()
                 t = time.perf_counter()
-                launched = _graphql(
+                launched = stack.graphql(
                     web,
-                    LAUNCH_BACKFILL,
+                    stack.LAUNCH_BACKFILL,
                     {
                         "params": {
                             "assetSelection": [{"path": [n]} for n in names],

@@ -243,15 +243,44 @@ mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $nam
 """
 
 
-def _graphql(web: str, query: str, variables: dict | None = None) -> dict | None:
+#: Launching through the web server's GraphQL API (what the UI's buttons send).
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def graphql(web: str, query: str, variables: dict | None = None, *, timeout: float = 60) -> dict:
+    """The `data` of one query to the web server at `web`; OSError when it does not answer
+    (or answers an HTTP error), StackError naming the GraphQL errors it returns."""
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     req = urllib.request.Request(
         f"{web}/graphql", data=body, headers={"Content-Type": "application/json"}
     )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        out = json.loads(resp.read())
+    if "errors" in out:
+        raise StackError(f"GraphQL errors: {out['errors']}")
+    return out["data"]
+
+
+def _graphql(web: str, query: str, variables: dict | None = None) -> dict | None:
+    """`graphql` for polling: None when the web server cannot answer yet."""
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read()).get("data")
-    except (OSError, ValueError):
+        return graphql(web, query, variables, timeout=10)
+    except (OSError, ValueError, StackError):
         return None
 
 

@@ -280,33 +280,6 @@ def fresh_databases(postgres_available):
     admin.dispose()
 
 
-def _graphql(url: str, query: str, variables: dict) -> dict:
-    resp = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables}, timeout=60)
-    resp.raise_for_status()
-    body = resp.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
-
 SENSOR_TICKS = """
 query($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) {
@@ -394,9 +367,9 @@ def test_stack_runs_a_backfill_on_celery_workers_and_the_daemon_alerts_once(
         instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(lay.dagster_home)))
         repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 
-        launched = _graphql(
+        launched = stack.graphql(
             web,
-            LAUNCH_RUN,
+            stack.LAUNCH_RUN,
             {"params": {"selector": {**repo, "jobName": "reference_profile_job"}}},
         )["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -409,9 +382,9 @@ def test_stack_runs_a_backfill_on_celery_workers_and_the_daemon_alerts_once(
         run = _wait("the reference profile run", lambda: finished(reference_run), 600, lay.logs)
         assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
 
-        backfill = _graphql(
+        backfill = stack.graphql(
             web,
-            LAUNCH_BACKFILL,
+            stack.LAUNCH_BACKFILL,
             {
                 "params": {
                     "assetSelection": [{"path": [name]} for name in DAILY_ASSETS],
@@ -477,7 +450,7 @@ def test_stack_runs_a_backfill_on_celery_workers_and_the_daemon_alerts_once(
         selector = {**repo, "sensorName": "drift_alert_sensor"}
 
         def ticks_after_launch():
-            sensor = _graphql(web, SENSOR_TICKS, {"selector": selector})["sensorOrError"]
+            sensor = stack.graphql(web, SENSOR_TICKS, {"selector": selector})["sensorOrError"]
             ticks = sensor["sensorState"]["ticks"]
             return [t for t in ticks if t["timestamp"] > launched_at + 1]
 
