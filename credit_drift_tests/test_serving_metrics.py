@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -414,3 +415,46 @@ def test_api_logs_rows_the_database_refuses_are_counted(trained_model, tmp_path,
     endpoints = [r.endpoint for r in rows(sqlite_url, "SELECT endpoint FROM api_logs ORDER BY id")]
     assert endpoints[-2:] == ["/before", "/after"] and "/poison" not in endpoints
     assert writer.rejected == 1
+
+
+# -- one app per process: the queue gauge follows the live writer only --------------------------
+class _FakeWriter:
+    def __init__(self, pending: int) -> None:
+        self._pending = pending
+        self.dropped = self.failed = self.rejected = 0
+        self.closed = False
+
+    def pending(self) -> int:
+        return self._pending
+
+
+def _gauge_samples(seconds: float) -> set[float]:
+    from credit_drift.serving.metrics import api_metrics
+
+    gauge = api_metrics().queue_rows
+    seen = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(gauge._value.get())
+        time.sleep(0.05)
+    return seen
+
+
+def test_an_earlier_apps_writer_stops_overwriting_the_queue_gauge():
+    """Regression (a CI failure): an earlier app's writer, still alive in the same process, kept
+    setting the process-wide gauge to its own depth (0) every second, so the live app's queue
+    (3 rows) showed only part of the time."""
+    from credit_drift.serving.metrics import QUEUE_SAMPLE_SECONDS, _start_queue_sampler
+
+    old, live = _FakeWriter(0), _FakeWriter(3)
+    _start_queue_sampler(old)
+    time.sleep(QUEUE_SAMPLE_SECONDS / 2)  # out of phase: each would show half the time
+    _start_queue_sampler(live)
+    time.sleep(QUEUE_SAMPLE_SECONDS * 1.2)
+    assert _gauge_samples(QUEUE_SAMPLE_SECONDS * 2.5) == {3.0}
+
+    # A closed writer's sampler stops too: the gauge keeps its last figure.
+    live._pending = 5
+    live.closed = True
+    time.sleep(QUEUE_SAMPLE_SECONDS * 1.2)
+    assert _gauge_samples(QUEUE_SAMPLE_SECONDS * 1.5) == {3.0}

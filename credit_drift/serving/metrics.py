@@ -215,18 +215,27 @@ class MetricsMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+_SAMPLER_GENERATION = 0
+
+
 def _start_queue_sampler(writer: Any) -> None:
     """A daemon thread copying this worker's api_logs queue depth, dropped, failed and rejected
     rows into the metrics every QUEUE_SAMPLE_SECONDS (the writer counts them; the metrics follow
     within a second). It ends with the writer."""
     ref = weakref.ref(writer)
     m = api_metrics()
+    global _SAMPLER_GENERATION
+    _SAMPLER_GENERATION += 1
+    generation = _SAMPLER_GENERATION
 
     def run() -> None:
         dropped = failed = rejected = 0
         while True:
             w = ref()
-            if w is None:
+            if w is None or getattr(w, "closed", False) or generation != _SAMPLER_GENERATION:
+                # The gauges are per process and a process serves one app: a writer closed or
+                # superseded by a newer app's (an earlier app in the same test process) must
+                # stop overwriting the live writer's figures.
                 return
             m.queue_rows.set(w.pending())
             now_dropped, now_failed = w.dropped, getattr(w, "failed", 0)

@@ -230,6 +230,11 @@ class ApiLogWriter:
             if len(self._queue) >= self._batch_rows:
                 self._cond.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has begun (the writer accepts no more work)."""
+        return self._stop
+
     def pending(self) -> int:
         with self._cond:
             return len(self._queue) + self._inflight
