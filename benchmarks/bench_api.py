@@ -68,15 +68,19 @@ def naive_app():
     postgres = engine.dialect.name == "postgresql"
     features_type = "JSONB" if postgres else "TEXT"
     id_type = "BIGSERIAL PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                f"CREATE TABLE IF NOT EXISTS {NAIVE_TABLE} (id {id_type}, created_at TIMESTAMP, "
-                f"request_id TEXT, features {features_type}, probability DOUBLE PRECISION, "
-                "decision TEXT, threshold DOUBLE PRECISION, model_version TEXT, "
-                "inference_time_ms DOUBLE PRECISION)"
-            )
-        )
+    create = sa.text(
+        f"CREATE TABLE IF NOT EXISTS {NAIVE_TABLE} (id {id_type}, created_at TIMESTAMP, "
+        f"request_id TEXT, features {features_type}, probability DOUBLE PRECISION, "
+        "decision TEXT, threshold DOUBLE PRECISION, model_version TEXT, "
+        "inference_time_ms DOUBLE PRECISION)"
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(create)
+    except sa.exc.DBAPIError:
+        # Another worker (uvicorn --workers N) created it at the same moment: it must exist.
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"SELECT 1 FROM {NAIVE_TABLE} LIMIT 0"))
     insert = sa.text(
         f"INSERT INTO {NAIVE_TABLE} (created_at, request_id, features, probability, decision, "
         "threshold, model_version, inference_time_ms) VALUES (:created_at, :request_id, "
@@ -137,8 +141,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(kind: str, database_url: str, artifacts_dir: Path, workdir: Path) -> Iterator[int]:
-    """Start the credit-drift API (`ours`) or the baseline (`naive`) in a child process."""
+def server(
+    kind: str, database_url: str, artifacts_dir: Path, workdir: Path, workers: int = 1
+) -> Iterator[int]:
+    """Start the credit-drift API (`ours`) or the baseline (`naive`) in a child process, with
+    `workers` uvicorn worker processes (`ours` and `naive` only)."""
+    if workers != 1 and kind not in ("ours", "naive"):
+        raise ValueError(f"{kind}: one worker only")
     port = _free_port()
     env = {
         **os.environ,
@@ -154,9 +163,10 @@ def server(kind: str, database_url: str, artifacts_dir: Path, workdir: Path) -> 
             "-c",
             "import sys; from credit_drift.serving.server import run_server; "
             "from credit_drift.settings import Settings; "
-            "run_server('127.0.0.1', int(sys.argv[1]), 1, Settings.from_env(), "
+            "run_server('127.0.0.1', int(sys.argv[1]), int(sys.argv[2]), Settings.from_env(), "
             "log_level='warning')",
             str(port),
+            str(workers),
         ]
     elif kind in ("ours-async", "ours-ungrouped"):
         # The same API with ServingConfig(postgres_synchronous_commit=False), or with every
@@ -192,6 +202,8 @@ def server(kind: str, database_url: str, artifacts_dir: Path, workdir: Path) -> 
             "--log-level",
             "warning",
             "--no-access-log",
+            "--workers",
+            str(workers),
         ]
     log_path = workdir / f"server-{kind}-{port}.log"
     with open(log_path, "w") as log:

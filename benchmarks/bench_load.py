@@ -6,7 +6,8 @@ a time cap per step; loopback only.
     python benchmarks/bench_load.py --skip-postgres --requests 200 --concurrency 1,8
 
 For each database a real server process (`credit_drift.serving.server.run_server`, one uvicorn
-worker) runs on a fresh database (a new SQLite file, a new PostgreSQL schema). For each
+worker, or `--workers N` as `credit-drift serve --workers N` runs them; the baseline gets as
+many) runs on a fresh database (a new SQLite file, a new PostgreSQL schema). For each
 concurrency c, c client threads with their own keep-alive connection send `--requests` single
 `POST /predict` requests, then `--batch-requests` `POST /predict/batch` requests of
 `--batch-size` applications. Counted per step:
@@ -187,7 +188,7 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
         pool, max(1, min(5, len(pool) // args.batch_size)), args.batch_size, split=True
     )
     steps: list[Step] = []
-    with server("ours", url, artifacts_dir, workdir) as port:
+    with server("ours", url, artifacts_dir, workdir, args.workers) as port:
         for c in args.concurrency:
             single = Step(database, "single", c)
             _send(port, "/predict", singles, 1, args.requests, c, single, args.step_seconds)
@@ -224,7 +225,7 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
                 steps.append(single)
                 print("| " + " | ".join(map(str, _row(single))) + " |", file=sys.stderr)
     if args.naive_concurrency:
-        with server("naive", url, artifacts_dir, workdir) as port:
+        with server("naive", url, artifacts_dir, workdir, args.workers) as port:
             for c in args.naive_concurrency:
                 single = Step(database, "single", c, api="naive")
                 _send(port, "/predict", singles, 1, args.naive_requests, c, single, 60.0)
@@ -322,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--step-seconds", type=float, default=30.0, help="time cap per step")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes of the API and of the baseline (the stack runs 2)",
+    )
+    parser.add_argument(
         "--naive-concurrency",
         type=lambda text: [int(x) for x in text.split(",") if x],
         default=[1, 32],
@@ -376,7 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if s.lost or s.duplicated or s.server_errors:
                 failures.append(f"{database} {s.kind} c={s.concurrency}: lost/dup/5xx")
     print()
-    print(markdown_kv(machine_info()))
+    print(
+        markdown_kv(
+            {**machine_info(), "API worker processes (ours and the baseline)": args.workers}
+        )
+    )
     print(f"\nload average at start: {load_start}; at end: {load_average()}")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)

@@ -77,6 +77,12 @@ class FeatureSchema:
         return self._by_name()[name]
 
     def _by_name(self) -> dict[str, FeatureSpec]:
+        return self._index
+
+    @cached_property
+    def _index(self) -> dict[str, FeatureSpec]:
+        # Built once per schema (spec() is called per feature per window); not a field, so
+        # equality and hashing still follow `features` alone.
         return {f.name: f for f in self.features}
 
     # -- serialization --------------------------------------------------------------------
