@@ -35,10 +35,11 @@ those with an absolute tolerance of 1e-320).
 """
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
+
+from credit_drift.stats.numeric import in_threads
 
 # Branch limits and constants of scipy.stats._ksstats (scipy 1.4-1.17).
 _SMALL_N = 140
@@ -608,6 +609,14 @@ def _dmtw_start(n: int, d: np.ndarray) -> tuple[float, int]:
     return float(Hpwr[k - 1, k - 1]), expnt
 
 
+def _deal(idx: np.ndarray, n: np.ndarray, workers: int) -> list[np.ndarray]:
+    """`idx` dealt out over `workers` parts, round robin, largest n first: an element costs
+    ~n (Smirnov sums, DMTW's final loop), so the parts cost about the same."""
+    idx = idx[np.argsort(-n[idx], kind="stable")]
+    parts = [idx[i :: max(1, workers)] for i in range(max(1, workers))]
+    return [p for p in parts if p.size]
+
+
 def kstwo_sf(x: np.ndarray, n: np.ndarray, *, workers: int = 1) -> np.ndarray:
     """`scipy.stats.kstwo.sf(x, n)` element-wise (1-D float arrays of equal shape)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -616,16 +625,7 @@ def kstwo_sf(x: np.ndarray, n: np.ndarray, *, workers: int = 1) -> np.ndarray:
         raise ValueError(f"x and n must be 1-D arrays of one shape, got {x.shape} and {n.shape}")
     out = np.empty(x.shape)
     todo = np.zeros(x.shape, dtype=np.int64)
-    # Smirnov sums cost ~n each: deal the elements out largest n first, round robin.
-    order = np.argsort(-n, kind="stable")
-    parts = [order[i :: max(1, workers)] for i in range(max(1, workers))]
-    parts = [p for p in parts if p.size]
-    if len(parts) <= 1:
-        for p in parts:
-            _fill(n, x, p, out, todo)
-    else:
-        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-            list(pool.map(lambda p: _fill(n, x, p, out, todo), parts))
+    in_threads(lambda p: _fill(n, x, p, out, todo), _deal(np.arange(n.size), n, workers))
 
     check = np.flatnonzero(todo == _NEEDS_BRANCH_CHECK)
     for j in check:
@@ -640,10 +640,6 @@ def kstwo_sf(x: np.ndarray, n: np.ndarray, *, workers: int = 1) -> np.ndarray:
             todo[j] = _DONE
     dmtw = np.flatnonzero(todo == _NEEDS_DMTW)
     if dmtw.size:
-        # The final loop costs ~n per element (nogil): dealt out like the Smirnov sums.
-        dmtw = dmtw[np.argsort(-n[dmtw], kind="stable")]
-        parts = [dmtw[i :: max(1, workers)] for i in range(max(1, workers))]
-        parts = [p for p in parts if p.size]
 
         def finish(idx: np.ndarray) -> None:
             starts = [_dmtw_start(int(n[j]), np.array(x[j])) for j in idx]
@@ -653,12 +649,8 @@ def kstwo_sf(x: np.ndarray, n: np.ndarray, *, workers: int = 1) -> np.ndarray:
                 np.array([s[1] for s in starts], dtype=np.int64),
             )
 
-        if len(parts) <= 1:
-            for p in parts:
-                finish(p)
-        else:
-            with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-                list(pool.map(finish, parts))
+        # Its final loop costs ~n per element (nogil): dealt out like the Smirnov sums.
+        in_threads(finish, _deal(dmtw, n, workers))
     rest = np.flatnonzero(todo == _NEEDS_SCIPY)
     if rest.size:
         # n <= 140 and 3 < n*x^2 <= 4 only: a window of at most ~141 rows against a reference

@@ -15,9 +15,10 @@ about a second); it replaces binary searches of one sorted sample into the other
 more than the sort itself at 100,000 rows (see benchmarks/README.md).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -84,14 +85,7 @@ def scan_numeric(
             if ref_bins is not None and cur_bins is not None:
                 ref_bins[j], cur_bins[j] = out[5], out[6]
 
-    chunks = _chunks(p, workers)
-    if len(chunks) <= 1:
-        for js in chunks:
-            work(js)
-    else:
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            # list() re-raises the first worker exception here.
-            list(pool.map(work, chunks))
+    in_threads(work, _chunks(p, workers))
     return NumericScan(n_ref, n_cur, nan_count, statistic, w1, ref_bins, cur_bins)
 
 
@@ -101,6 +95,17 @@ def columns_of(matrix: np.ndarray) -> list[np.ndarray]:
     if matrix.ndim != 2:
         raise ValueError(f"window matrix must be 2-D (rows x features), got shape {matrix.shape}")
     return [matrix[:, j] for j in range(matrix.shape[1])]
+
+
+def in_threads(fn: Callable[[Any], None], parts: Sequence[Any]) -> None:
+    """`fn(part)` for every part, one thread per part (none for a single part); the first
+    exception of any part is raised here."""
+    if len(parts) <= 1:
+        for part in parts:
+            fn(part)
+        return
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        list(pool.map(fn, parts))
 
 
 def _chunks(p: int, workers: int) -> list[range]:
