@@ -129,6 +129,21 @@ def test_disjoint_and_interleaved_supports():
     assert_same_as_scipy([ref], cur[:, None])
 
 
+def test_infinities_signed_zeros_and_ties_across_both_sides():
+    """The scan steps past a point shared by both samples on both sides at once: +-inf, 0.0 and
+    -0.0 (equal), and long runs of one value in each."""
+    rng = np.random.default_rng(5)
+    values = np.array([-np.inf, -1.0, -0.0, 0.0, 0.5, 1.0, np.inf])
+    ref_cols = [rng.choice(values, 3_000), rng.choice(values[1:-1], 2_000), values.copy()]
+    cur = np.column_stack(
+        [rng.choice(values, 700), rng.choice(values, 700), rng.choice(values[2:], 700)]
+    )
+    assert_same_as_scipy(ref_cols, cur)
+    # every window value above (or below) every reference value, inf included
+    assert_same_as_scipy([np.array([-np.inf, 0.0, 1.0])], np.array([[2.0], [np.inf], [np.inf]]))
+    assert_same_as_scipy([np.array([0.0, 1.0, np.inf])], np.array([[-np.inf], [-1.0], [-0.0]]))
+
+
 def test_large_windows_equal_scipy():
     rng = np.random.default_rng(4)
     ref_cols = mixed_columns(rng, 50_000)

@@ -168,41 +168,53 @@ def _merge_scan(
     n1 = cum_u[nu]
     i = 0
     j = 0
-    max_d = 0.0
-    min_d = 0.0
-    total = 0.0
-    compensation = 0.0
-    prev_x = 0.0
-    prev_gap = 0.0
+    acc = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # max gap, min gap, integral, compensation, x, gap
     started = False
-    while i < nu or j < n2:
-        if j >= n2:
-            x = u[i]
-        elif i >= nu:
-            x = w[j]
-        elif u[i] < w[j]:
-            x = u[i]
-        else:
-            x = w[j]
-        if i < nu and u[i] == x:  # reference values are distinct
-            i += 1
+    # Both samples left: the next point is the smaller head; each side steps past it without a
+    # branch on which one it was (a coin flip on continuous data, so a mispredicted branch).
+    while i < nu and j < n2:
+        ui = u[i]
+        wj = w[j]
+        x = min(ui, wj)
+        i += ui == x  # reference values are distinct
+        j += wj == x
         while j < n2 and w[j] == x:
             j += 1
-        gap = cum_u[i] / n1 - j / n2
-        if gap > max_d:
-            max_d = gap
-        if gap < min_d:
-            min_d = gap
-        if wasserstein:
-            if started:
-                term = abs(prev_gap) * (x - prev_x) - compensation
-                t = total + term
-                compensation = (t - total) - term
-                total = t
-            started = True
-            prev_x = x
-            prev_gap = gap
-    return max_d, min_d, total
+        acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
+        started = True
+    while i < nu:  # the reference's points above the window's largest
+        x = u[i]
+        i += 1
+        acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
+        started = True
+    while j < n2:  # the window's points above the reference's largest
+        x = w[j]
+        j += 1
+        while j < n2 and w[j] == x:
+            j += 1
+        acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
+        started = True
+    return acc[0], acc[1], acc[2]
+
+
+@njit(inline="always")
+def _gap_step(acc, x, gap, started, wasserstein):
+    """One point of `_merge_scan`: the gap's extremes, and the compensated integral of |gap|
+    since the previous point."""
+    max_d, min_d, total, compensation, prev_x, prev_gap = acc
+    if gap > max_d:
+        max_d = gap
+    if gap < min_d:
+        min_d = gap
+    if wasserstein:
+        if started:
+            term = abs(prev_gap) * (x - prev_x) - compensation
+            t = total + term
+            compensation = (t - total) - term
+            total = t
+        prev_x = x
+        prev_gap = gap
+    return max_d, min_d, total, compensation, prev_x, prev_gap
 
 
 def _combine(max_s: float, min_diff: float) -> float:
