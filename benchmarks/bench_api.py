@@ -27,7 +27,6 @@ import http.client
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+
+from credit_drift.stack import free_port  # noqa: E402 - after the path above
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 NAIVE_TABLE = "naive_predictions"
@@ -134,12 +135,6 @@ def naive_app():
 
 
 # -- servers ------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def server(
     kind: str, database_url: str, artifacts_dir: Path, workdir: Path, workers: int = 1
@@ -148,7 +143,7 @@ def server(
     `workers` uvicorn worker processes (`ours` and `naive` only)."""
     if workers != 1 and kind not in ("ours", "naive"):
         raise ValueError(f"{kind}: one worker only")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

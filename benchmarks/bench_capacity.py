@@ -40,7 +40,6 @@ import argparse
 import datetime as dt
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -54,6 +53,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (benchmarks/ is not a package)
+
+from credit_drift.stack import free_port  # noqa: E402 - after common, as the other imports
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DAY = "2026-11-02"
@@ -555,12 +556,6 @@ def run_size(args) -> str:
 
 
 # -- backfill ------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait(what: str, predicate, timeout: float, poll: float = 2.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -626,7 +621,7 @@ def backfill_once(args, workers: int, model_dir: Path, artifacts, pool_path: Pat
             from credit_drift.settings import Settings
 
             settings = Settings.from_env()
-            ports = stack.Ports(_free_port(), _free_port(), _free_port(), _free_port())
+            ports = stack.Ports(free_port(), free_port(), free_port(), free_port())
             lay = stack.layout(settings)
             t = time.perf_counter()
             try:

@@ -21,7 +21,6 @@ rises with the gradual intensity, and both sudden days are ALERT (see README).
 import datetime as dt
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from credit_drift.errors import CreditDriftError
+from credit_drift.stack import free_port
 
 MARKER = ".credit-drift-demo"
 DEFAULT_BATCH_SIZE = 1000
@@ -90,12 +90,6 @@ def fresh_state(home: Path) -> DemoPaths:
     return DemoPaths(home)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None:
     import httpx
 
@@ -115,7 +109,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None
 def start_api(paths: DemoPaths, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """A real `credit-drift serve` process with replay enabled (the simulator places each batch
     on its own day through the API's event_time)."""
-    port = port or _free_port()
+    port = port or free_port()
     env = {**os.environ, **paths.environment(), "CREDIT_DRIFT_ALLOW_REPLAY": "1"}
     log = open(paths.home / "api.log", "ab")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(

@@ -127,6 +127,14 @@ def check_requirements(settings: Settings, env: dict[str, str]) -> str:
     return dagster_pg
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS's choice; another process may take it
+    before it is bound again, which the callers' start-up checks report)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from credit_drift.stack import free_port  # noqa: F401 - the browser tests import it from here
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -39,12 +40,6 @@ def chromium_or_skip() -> str:
             pytest.fail(f"{reason}; CI=true: the browser tests must run, not skip")
         pytest.skip(reason)
     return exe
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Browser:

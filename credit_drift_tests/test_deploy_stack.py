@@ -25,6 +25,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from credit_drift.stack import free_port
 from credit_drift_tests.conftest import postgres_base_url, replay_batches
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,12 +43,6 @@ DAILY_ASSETS = [
 ]
 UP_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env(**values: str) -> dict[str, str]:
@@ -332,7 +327,7 @@ def test_stack_runs_a_backfill_on_celery_workers_and_the_daemon_alerts_once(
         CREDIT_DRIFT_TRAINING_DATA=str(paths.train),
         CREDIT_DRIFT_DATA_DIR=str(root / "data"),
     )
-    ports = {name: _free_port() for name in ("webserver", "api", "redis", "code-server")}
+    ports = {name: free_port() for name in ("webserver", "api", "redis", "code-server")}
     lay = stack.StackLayout(home / "stack")
     started: set[int] = set()
     try:

@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+
+from credit_drift.stack import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,12 +62,6 @@ def commands(text: str) -> list[str]:
             if line and not line.startswith("#"):
                 lines.append(line)
     return lines
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

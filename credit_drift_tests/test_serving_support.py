@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from credit_drift.settings import Settings
+from credit_drift.stack import free_port  # noqa: F401 - the serving tests import it from here
 
 API_KEY = "test-key-Zq81-not-a-real-secret"
 
@@ -65,12 +66,6 @@ def application(pool: pd.DataFrame, i: int = 0) -> dict:
     """Row i of the pool as a JSON-ready application (NaN -> None)."""
     row = pool.iloc[i]
     return {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
