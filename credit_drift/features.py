@@ -74,10 +74,7 @@ class FeatureSchema:
         return len(self.features)
 
     def spec(self, name: str) -> FeatureSpec:
-        return self._by_name()[name]
-
-    def _by_name(self) -> dict[str, FeatureSpec]:
-        return self._index
+        return self._index[name]
 
     @cached_property
     def _index(self) -> dict[str, FeatureSpec]:
