@@ -144,6 +144,30 @@ def test_infinities_signed_zeros_and_ties_across_both_sides():
     assert_same_as_scipy([np.array([0.0, 1.0, np.inf])], np.array([[-np.inf], [-1.0], [-0.0]]))
 
 
+def test_long_runs_of_ties_equal_scipy():
+    """Values repeated from once to the whole window, at its start, middle and end, with NaN
+    after them: the merge skips a run of ties by galloping, and must land on its end."""
+    rng = np.random.default_rng(21)
+    runs = [1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 1000, 4097]
+    cur_values = np.repeat(np.arange(len(runs), dtype=float), runs)
+    window = [
+        cur_values,
+        np.concatenate([cur_values, np.full(50, np.nan)]),
+        np.full(5000, 3.0),
+        np.concatenate([np.full(4999, 3.0), [np.nan]]),
+        np.concatenate([[-1.0], np.full(3000, 2.0), [np.inf]]),
+    ]
+    refs = [
+        rng.integers(0, len(runs), 700).astype(float),
+        np.concatenate([rng.integers(0, len(runs), 700) + 0.5, [np.nan]]),
+        rng.integers(2, 5, 300).astype(float),
+        np.full(10, 3.0),
+        rng.integers(0, 4, 500).astype(float),
+    ]
+    for ref, cur in zip(refs, window, strict=True):
+        assert_same_as_scipy([ref], cur[:, None])
+
+
 def test_large_windows_equal_scipy():
     rng = np.random.default_rng(4)
     ref_cols = mixed_columns(rng, 50_000)

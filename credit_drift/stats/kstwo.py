@@ -11,14 +11,17 @@ same selection runs in one compiled loop over all elements, with each method rep
   (for n*x <= 1 at n <= 140, scipy's `np.prod` may group the product differently);
 * `2 * smirnov(n, x)` (x >= 0.5, or n*x^2 in [2.2, 370) for n > 140, or above 4 for n <= 140):
   the same sum of Birnbaum-Tingey terms as scipy's C++ `smirnov`, but scipy computes every
-  term from scratch (two double-double powers, ~1.2 us a term); here a term is the previous one
-  times a ratio of three elementary functions, recomputed from scratch (double-double bases,
-  libm `pow`) every `_ANCHOR_EVERY` terms so that rounding cannot drift further than that;
+  term from scratch (two double-double powers, ~1.2 us a term); here the terms come in blocks of
+  `_ANCHOR_EVERY`: the first from scratch (double-double bases, libm `pow`), the others each the
+  previous one times a ratio of elementary functions (so rounding cannot drift further than a
+  block), a block summed pairwise and added to a double-double total;
 * Durbin's matrix method (n*x^1.5 <= 1.4 at large n, n*x^2 <= 0.754693 for n <= 140): the
-  matrix power is scipy's own code, run with numpy per element (`_dmtw_start`, bit for bit);
-  scipy then multiplies by n!/n^n in n steps, switching from float64 to long double once the
-  value falls below 2^-128. numba has no long double, so that part runs in double-double
-  arithmetic (about 106 bits, more than the long double's 64).
+  matrix power is scipy's code compiled (`_dmtw_power`; its BLAS products may add in another
+  order than numpy's); scipy then multiplies by n!/n^n in n steps, switching from float64 to
+  long double once the value falls below 2^-128: the float64 steps are the same here, the rest
+  runs in double-double arithmetic (about 106 bits, more than the long double's 64) as the
+  product of the remaining integers over a power of n (`_dd_ratio_tail`). Within 4 ulp of
+  scipy over the branch's whole range (tested), bit for bit at almost every point.
 * Pomeranz's recursion (n <= 140 and n*x^2 in (0.754693, 4]): scipy's recursion, with its
   `np.convolve` calls written out as loops, up to n*x^2 = 3. numpy adds the products in another
   order (BLAS dot products), a few ulp of a cdf near 1, which past n*x^2 = 3 (sf below ~5e-3)
@@ -28,7 +31,7 @@ same selection runs in one compiled loop over all elements, with each method rep
 Equal to scipy to 1e-12 relative (the tests compare a grid over every branch limit): bit for
 bit outside the support, for n*x >= n - 1 and n*x^2 >= 370 (asserted by the tests); on
 Pelz-Good the operations are scipy's but its exp/cos are numpy's SIMD kernels, whose last bit
-depends on the CPU (bit for bit on an Intel Xeon, within 1.4e-14 on an AMD EPYC); within ~3e-13
+depends on the CPU (bit for bit on an Intel Xeon, within 1.4e-14 on an AMD EPYC); within 5e-13
 on the Smirnov, DMTW and Pomeranz branches, and wherever the p-value is
 subnormal (p < 2.2e-308) both are only as exact as subnormal numbers allow (the tests compare
 those with an absolute tolerance of 1e-320).
@@ -186,6 +189,39 @@ def _pow_scaled(bh, bl, m):
     return mant, expo
 
 
+@njit(cache=True, inline="always")
+def _log1p_small(y):
+    """log(1 + y): its series to y^8 where |y| <= 2^-8 (the rest below 2^-67 of the result,
+    as close as libm's log1p), libm's log1p elsewhere."""
+    if abs(y) > 0.00390625:
+        return math.log1p(y)
+    return y * (
+        1.0
+        + y
+        * (
+            -0.5
+            + y
+            * (1.0 / 3.0 + y * (-0.25 + y * (0.2 + y * (-1.0 / 6.0 + y * (1.0 / 7.0 - y * 0.125)))))
+        )
+    )
+
+
+@njit(cache=True, inline="always")
+def _pairwise(values, count):
+    """Sum of values[:count] (count <= 32), pairwise: rounding grows with log2(count)."""
+    width = count
+    while width > 1:
+        half = width // 2
+        for i in range(half):
+            values[i] += values[i + half]
+        if width % 2:
+            values[half] = values[width - 1]
+            width = half + 1
+        else:
+            width = half
+    return values[0] if count else 0.0
+
+
 @njit(cache=True)
 def _smirnov_sf(n, x):
     """scipy.special.smirnov(n, x) for the arguments `kstwo.sf` passes (1/n < x < 1)."""
@@ -229,51 +265,60 @@ def _smirnov_sf(n, x):
     num_hi, num_lo, num_exp = 1.0, 0.0, 0
     den_hi, den_lo, den_exp = 1.0, 0.0, 0
     s_hi, s_lo = 0.0, 0.0
-    term = 0.0
-    for v in range(n_terms):
-        if v % _ANCHOR_EVERY == 0:
-            # b = 1 - x - v/n = ((n - nxfl - v) - alpha) / n
-            # a = x + v/n = ((nxfl + v) + alpha) / n
-            bh, bl = _two_sum(float(n - nxfl - v), -a_hi)
-            bh, bl = _quick_two_sum(bh, bl - a_lo)
-            bh, bl = _dd_div_d(bh, bl, nf)
-            bm, be = _pow_scaled(bh, bl, n - v)
-            if v == 0:
-                term = math.ldexp(bm, be + shift)  # (1 - x)^n
-            else:
-                ah, al = _two_sum(float(nxfl + v), a_hi)
-                ah, al = _quick_two_sum(ah, al + a_lo)
-                ah, al = _dd_div_d(ah, al, nf)
-                am, ae = _pow_scaled(ah, al, v - 1)
-                q = num_hi / den_hi
-                binom = q + q * (num_lo / num_hi - den_lo / den_hi)
-                mant = (binom * x) * am * bm
-                term = math.ldexp(mant, num_exp - den_exp + ae + be + shift)
+    block = np.empty(_ANCHOR_EVERY)
+    v0 = 0
+    while v0 < n_terms:
+        # the block's first term from scratch:
+        # b = 1 - x - v/n = ((n - nxfl - v) - alpha) / n, a = x + v/n = ((nxfl + v) + alpha) / n
+        bh, bl = _two_sum(float(n - nxfl - v0), -a_hi)
+        bh, bl = _quick_two_sum(bh, bl - a_lo)
+        bh, bl = _dd_div_d(bh, bl, nf)
+        bm, be = _pow_scaled(bh, bl, n - v0)
+        if v0 == 0:
+            term = math.ldexp(bm, be + shift)  # (1 - x)^n
         else:
-            # term(v) = term(v-1) * C ratio * power ratios, with u = v - 1
+            ah, al = _two_sum(float(nxfl + v0), a_hi)
+            ah, al = _quick_two_sum(ah, al + a_lo)
+            ah, al = _dd_div_d(ah, al, nf)
+            am, ae = _pow_scaled(ah, al, v0 - 1)
+            q = num_hi / den_hi
+            binom = q + q * (num_lo / num_hi - den_lo / den_hi)
+            mant = (binom * x) * am * bm
+            term = math.ldexp(mant, num_exp - den_exp + ae + be + shift)
+        v_end = min(v0 + _ANCHOR_EVERY, n_terms)
+        block[0] = term
+        # the others by recurrence, term(v) = term(v-1) * C ratio * power ratios with u = v - 1:
+        # each ratio is independent of the others, only the running product is a chain
+        for v in range(v0 + 1, v_end):
             u = v - 1
             p_u = (float(nxfl + u) + a_hi) + a_lo  # n x + u
             q_u = (float(n - nxfl - u) - a_hi) - a_lo  # n - n x - u
             q_v = (float(n - nxfl - v) - a_hi) - a_lo
-            g = (u - 1) * math.log1p(1.0 / p_u) + (n - u) * math.log1p(-1.0 / q_u)
+            g = (u - 1) * _log1p_small(1.0 / p_u) + (n - u) * _log1p_small(-1.0 / q_u)
             term *= ((n - u) / v) * ((p_u + 1.0) / q_v) * math.exp(g)
-        s_hi, s_lo = _dd_add_d(s_hi, s_lo, term)
-        if term != 0.0:
-            if 4.0 * (n_terms - v) * term < _EPS * s_hi and v != n_terms - 1:
-                break
-        elif v > n // 2:
+            block[v - v0] = term
+        s_hi, s_lo = _dd_add_d(s_hi, s_lo, _pairwise(block, v_end - v0))
+        if v_end == n_terms:
             break
-        # C(n, v + 1) = C(n, v) * (n - v) / (v + 1)
-        num_hi, num_lo = _dd_mul_int(num_hi, num_lo, float(n - v))
-        den_hi, den_lo = _dd_mul_int(den_hi, den_lo, float(v + 1))
-        if num_hi > 2.0**500:
-            num_hi *= 2.0**-500
-            num_lo *= 2.0**-500
-            num_exp += 500
-        if den_hi > 2.0**500:
-            den_hi *= 2.0**-500
-            den_lo *= 2.0**-500
-            den_exp += 500
+        if term != 0.0:
+            # the terms decrease from here on: the rest cannot reach an ulp of the sum
+            if 4.0 * (n_terms - v_end + 1) * term < _EPS * s_hi:
+                break
+        elif v_end - 1 > n // 2:
+            break
+        # C(n, v_end) = C(n, v0) * (n - v0) ... (n - v_end + 1) / ((v0 + 1) ... v_end)
+        for v in range(v0, v_end):
+            num_hi, num_lo = _dd_mul_int(num_hi, num_lo, float(n - v))
+            den_hi, den_lo = _dd_mul_int(den_hi, den_lo, float(v + 1))
+            if num_hi > 2.0**500:
+                num_hi *= 2.0**-500
+                num_lo *= 2.0**-500
+                num_exp += 500
+            if den_hi > 2.0**500:
+                den_hi *= 2.0**-500
+                den_lo *= 2.0**-500
+                den_exp += 500
+        v0 = v_end
     return math.ldexp(s_hi + s_lo, -shift)
 
 
@@ -495,7 +540,7 @@ def _sf_one(n, x):
     nxsquared = t * x
     if ni <= _SMALL_N:
         if nxsquared <= _DMTW_SMALL_LIMIT:
-            return math.nan, _NEEDS_DMTW
+            return _dmtw_sf(ni, x), _DONE
         if nxsquared <= _POMERANZ_COMPILED_LIMIT:
             return _clip(1.0 - _pomeranz_cdf(ni, x)), _DONE
         if nxsquared <= _POMERANZ_LIMIT:
@@ -512,7 +557,7 @@ def _sf_one(n, x):
         if abs(w - _DMTW_LIMIT) <= 1e-12:
             return math.nan, _NEEDS_BRANCH_CHECK
         if w <= _DMTW_LIMIT:
-            return math.nan, _NEEDS_DMTW
+            return _dmtw_sf(ni, x), _DONE
     cdf = _pelz_good_cdf(ni, x)
     return _clip(1.0 - cdf), _DONE
 
@@ -523,90 +568,148 @@ def _fill(n, x, idx, out, todo):
         out[j], todo[j] = _sf_one(n[j], x[j])
 
 
-@njit(cache=True, nogil=True)
-def _dmtw_finish(n, p, expnt):
-    """scipy's last DMTW steps: p * n!/n^n, then sf = 1 - clip(p, 0, 1).
-
-    float64 while scipy's p is a float64 (the same operations), double-double from the step at
-    which scipy's p falls below 2^-128 and becomes a long double."""
-    out = np.empty(n.size)
-    for j in range(n.size):
-        nj = n[j]
-        nf = float(nj)
-        pj = p[j]
-        ej = expnt[j]
-        i = 1
-        hi, lo = 0.0, 0.0
-        wide = False
-        while i <= nj:
-            if wide:
-                hi, lo = _dd_mul_d(hi, lo, float(i))
-                hi, lo = _dd_div_d(hi, lo, nf)
-                if abs(hi) < _EM128:
-                    hi *= _EP128
-                    lo *= _EP128
-                    ej -= _E128
-            else:
-                pj = i * pj / nf
-                if abs(pj) < _EM128:
-                    hi, lo = pj * _EP128, 0.0
-                    ej -= _E128
-                    wide = True
-            i += 1
-        if wide:
-            hi, lo = math.ldexp(hi, ej), math.ldexp(lo, ej)
-            if hi >= 1.0:
-                out[j] = 0.0
-            elif hi < 0.0:
-                out[j] = 1.0
-            else:
-                s, e = _two_sum(1.0, -hi)
-                out[j] = _clip(s + (e - lo))
-        else:
-            if ej != 0:
-                pj = math.ldexp(pj, ej)
-            out[j] = _clip(1.0 - _clip(pj))
-    return out
-
-
-def _dmtw_start(n: int, d: np.ndarray) -> tuple[float, int]:
+@njit(cache=True)
+def _dmtw_power(n, d):
     """`scipy.stats._ksstats._kolmogn_DMTW(n, d)` (scipy 1.17, BSD-3-Clause) up to its final
-    loop, line for line and type for type (n a Python int, d a 0-d array, as scipy passes
-    them): p = Hpwr[k-1, k-1] and the scaling exponent so far."""
+    loop, step for step: p = H^n[k-1, k-1] and the scaling exponent so far. The matrix products
+    are BLAS's (numba's `np.dot`), which may add in another order than numpy's: p moves by a
+    few ulp, which the sf = 1 - p n!/n^n (p n!/n^n below ~1e-7 at large n) does not show."""
     nd = n * d
-    k = int(np.ceil(nd))
+    k = int(math.ceil(nd))
     h = k - nd
     m = 2 * k - 1
-    H = np.zeros([m, m])
-    intm = np.arange(1, m + 1)
-    v = 1.0 - h**intm
+    H = np.zeros((m, m))
+    v = np.empty(m)
     w = np.empty(m)
     fac = 1.0
-    for j in intm:
+    for j in range(1, m + 1):
         w[j - 1] = fac
         fac /= j
-        v[j - 1] *= fac
-    tt = max(2 * h - 1.0, 0) ** m - 2 * h**m
-    v[-1] = (1.0 + tt) * fac
+        v[j - 1] = (1.0 - h**j) * fac
+    tt = max(2 * h - 1.0, 0.0) ** m - 2 * h**m
+    v[m - 1] = (1.0 + tt) * fac
     for i in range(1, m):
-        H[i - 1 :, i] = w[: m - i + 1]
-    H[:, 0] = v
-    H[-1, :] = np.flip(v, axis=0)
-    Hpwr = np.eye(np.shape(H)[0])
+        for r in range(i - 1, m):
+            H[r, i] = w[r - i + 1]
+    for r in range(m):
+        H[r, 0] = v[r]
+    for c in range(m):
+        H[m - 1, c] = v[m - 1 - c]
+    Hpwr = np.eye(m)
     nn = n
     expnt = 0
     Hexpnt = 0
     while nn > 0:
         if nn % 2:
-            Hpwr = np.matmul(Hpwr, H)
+            Hpwr = np.dot(Hpwr, H)
             expnt += Hexpnt
-        H = np.matmul(H, H)
+        H = np.dot(H, H)
         Hexpnt *= 2
-        if np.abs(H[k - 1, k - 1]) > _EP128:
+        if abs(H[k - 1, k - 1]) > _EP128:
             H /= _EP128
             Hexpnt += _E128
         nn = nn // 2
-    return float(Hpwr[k - 1, k - 1]), expnt
+    return Hpwr[k - 1, k - 1], expnt
+
+
+@njit(cache=True)
+def _dmtw_sf(n, x):
+    """kstwo.sf by Durbin's matrix method: `_dmtw_power`, then scipy's last steps, p * n!/n^n
+    and sf = 1 - clip(p, 0, 1). As long as scipy's p is a float64, the same operations; from
+    the step at which it falls below 2^-128 scipy goes on in long double (64-bit mantissa,
+    rounding at each of up to n steps), here in double-double (about 106 bits): the rest of
+    n!/n^n as the product of the remaining integers over n to that power (`_dd_ratio_tail`)."""
+    pj, ej = _dmtw_power(n, x)
+    nf = float(n)
+    i = 1
+    while i <= n:
+        pj = i * pj / nf
+        i += 1
+        if abs(pj) < _EM128:
+            break
+    else:
+        if ej != 0:
+            pj = math.ldexp(pj, ej)
+        return _clip(1.0 - _clip(pj))
+    th, tl, te = _dd_ratio_tail(i, n)
+    hi, lo = _dd_mul_dd(pj * _EP128, 0.0, th, tl)
+    ej += te - _E128
+    hi, lo = math.ldexp(hi, ej), math.ldexp(lo, ej)
+    if hi >= 1.0:
+        return 0.0
+    if hi < 0.0:
+        return 1.0
+    s, e = _two_sum(1.0, -hi)
+    return _clip(s + (e - lo))
+
+
+@njit(cache=True, inline="always")
+def _dd_mul_dd(ah, al, bh, bl):
+    p, e = _two_prod(ah, bh)
+    return _quick_two_sum(p, e + (ah * bl + al * bh))
+
+
+@njit(cache=True, inline="always")
+def _dd_normalize(hi, lo, ex):
+    m, e = math.frexp(hi)
+    return m, math.ldexp(lo, -e), ex + e
+
+
+@njit(cache=True)
+def _dd_ratio_tail(i0, n):
+    """prod_{t=i0}^{n} t / n in double-double, as (hi, lo, exponent of 2): the integers three
+    at a time (each triple exact in a double for n <= 208,000), over n^(n - i0 + 1) by
+    repeated squaring, one division at the end."""
+    nf = float(n)
+    ah, al, ae = 1.0, 0.0, 0
+    bh, bl, be = 1.0, 0.0, 0
+    t = i0
+    turn = 0
+    while t <= n:
+        f = float(t)
+        if t + 2 <= n:
+            f = f * (t + 1) * (t + 2)
+            t += 3
+        else:
+            t += 1
+        # two accumulators in turn: two independent dependency chains
+        if turn == 0:
+            ah, al = _dd_mul_d(ah, al, f)
+            if ah > 2.0**600:
+                ah, al, ae = _dd_normalize(ah, al, ae)
+        else:
+            bh, bl = _dd_mul_d(bh, bl, f)
+            if bh > 2.0**600:
+                bh, bl, be = _dd_normalize(bh, bl, be)
+        turn ^= 1
+    ah, al, ae = _dd_normalize(ah, al, ae)
+    bh, bl, be = _dd_normalize(bh, bl, be)
+    ah, al = _dd_mul_dd(ah, al, bh, bl)
+    ah, al, ae = _dd_normalize(ah, al, ae + be)
+    # n^k
+    k = n - i0 + 1
+    ph, pl, pe = 1.0, 0.0, 0
+    sh, sl, se = _dd_normalize(nf, 0.0, 0)
+    while k > 0:
+        if k & 1:
+            ph, pl = _dd_mul_dd(ph, pl, sh, sl)
+            ph, pl, pe = _dd_normalize(ph, pl, pe + se)
+        sh, sl = _dd_mul_dd(sh, sl, sh, sl)
+        sh, sl, se = _dd_normalize(sh, sl, 2 * se)
+        k >>= 1
+    # (ah, al) / (ph, pl)
+    q1 = ah / ph
+    p, e = _two_prod(q1, ph)
+    s, f = _two_sum(ah, -p)
+    f = ((f - e) + al) - q1 * pl
+    qh, ql = _quick_two_sum(q1, (s + f) / ph)
+    return qh, ql, ae - pe
+
+
+@njit(cache=True, nogil=True)
+def _dmtw_many(n, x, idx, out):
+    for j in idx:
+        out[j] = _dmtw_sf(int(n[j]), x[j])
 
 
 def _deal(idx: np.ndarray, n: np.ndarray, workers: int) -> list[np.ndarray]:
@@ -640,17 +743,7 @@ def kstwo_sf(x: np.ndarray, n: np.ndarray, *, workers: int = 1) -> np.ndarray:
             todo[j] = _DONE
     dmtw = np.flatnonzero(todo == _NEEDS_DMTW)
     if dmtw.size:
-
-        def finish(idx: np.ndarray) -> None:
-            starts = [_dmtw_start(int(n[j]), np.array(x[j])) for j in idx]
-            out[idx] = _dmtw_finish(
-                n[idx].astype(np.int64),
-                np.array([s[0] for s in starts]),
-                np.array([s[1] for s in starts], dtype=np.int64),
-            )
-
-        # Its final loop costs ~n per element (nogil): dealt out like the Smirnov sums.
-        in_threads(finish, _deal(dmtw, n, workers))
+        _dmtw_many(n, x, dmtw, out)
     rest = np.flatnonzero(todo == _NEEDS_SCIPY)
     if rest.size:
         # n <= 140 and 3 < n*x^2 <= 4 only: a window of at most ~141 rows against a reference

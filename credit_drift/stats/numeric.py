@@ -178,8 +178,8 @@ def _merge_scan(
         x = min(ui, wj)
         i += ui == x  # reference values are distinct
         j += wj == x
-        while j < n2 and w[j] == x:
-            j += 1
+        if j < n2 and w[j] == x:
+            j = _run_end(w, j, n2, x)
         acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
         started = True
     while i < nu:  # the reference's points above the window's largest
@@ -190,11 +190,35 @@ def _merge_scan(
     while j < n2:  # the window's points above the reference's largest
         x = w[j]
         j += 1
-        while j < n2 and w[j] == x:
-            j += 1
+        if j < n2 and w[j] == x:
+            j = _run_end(w, j, n2, x)
         acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
         started = True
     return acc[0], acc[1], acc[2]
+
+
+@njit(cache=True, nogil=True)
+def _run_end(w, j, n2, x):
+    """The first index at or after `j` (where w[j] == x) whose value is not x, below `n2`:
+    a galloping search, so a value repeated r times costs O(log r) steps instead of r (columns
+    with few distinct values repeat each of them thousands of times in a large window)."""
+    lo = j  # w[lo] == x
+    step = 1
+    hi = j + 1
+    while hi < n2 and w[hi] == x:
+        lo = hi
+        step *= 2
+        hi = lo + step
+    if hi > n2:
+        hi = n2
+    # w[lo] == x, and hi == n2 or w[hi] != x: the end is in (lo, hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if w[mid] == x:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 @njit(inline="always")
