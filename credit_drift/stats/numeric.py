@@ -148,6 +148,10 @@ def _scan_one(
     return n1, n2, nan, d, w1, ref_b, cur_b
 
 
+#: Below this many window values the merge runs as one chain.
+_TWO_CHAINS_MIN = 64
+
+
 @njit(cache=True, nogil=True)
 def _merge_scan(
     u: np.ndarray, cum_u: np.ndarray, w: np.ndarray, n2: int, wasserstein: bool
@@ -160,41 +164,87 @@ def _merge_scan(
     every sample point and repeated points repeat a value. Both start at 0.0, the gap scipy
     always has at the largest point, where both ECDFs are 1.
 
+    The walk is split at the window's middle value into two halves walked side by side in one
+    loop (each step of a merge waits on the previous one's loads, so two independent walks
+    share the core's idle cycles); every gap is still computed from the global counts.
+
     With `wasserstein`, also the integral of |gap| between consecutive points, which is what
-    `scipy.stats.wasserstein_distance` sums (compensated sum: its rounding differs from scipy's
-    pairwise sum only in the last bits). Returns (max gap, min gap, integral).
+    `scipy.stats.wasserstein_distance` sums (compensated sums: its rounding differs from
+    scipy's pairwise sum only in the last bits). Returns (max gap, min gap, integral).
     """
     nu = u.size
     n1 = cum_u[nu]
-    i = 0
-    j = 0
-    acc = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # max gap, min gap, integral, compensation, x, gap
-    started = False
-    # Both samples left: the next point is the smaller head; each side steps past it without a
-    # branch on which one it was (a coin flip on continuous data, so a mispredicted branch).
-    while i < nu and j < n2:
+    if n2 >= _TWO_CHAINS_MIN:
+        x_s = w[n2 // 2]
+        j_s = np.searchsorted(w[:n2], x_s)  # the first of x_s's run: all of it in the upper half
+        i_s = np.searchsorted(u, x_s)
+    else:
+        i_s, j_s = nu, n2
+    zero = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # max gap, min gap, integral, compensation, x, gap
+    ia, ja, acc_a = 0, 0, zero
+    ib, jb, acc_b = i_s, j_s, zero
+    started_a = started_b = False
+    # Both walks with both samples left: the next point is the smaller head; each side steps
+    # past it without a branch on which one it was (a coin flip on continuous data, so a
+    # mispredicted branch).
+    while ia < i_s and ja < j_s and ib < nu and jb < n2:
+        ua = u[ia]
+        wa = w[ja]
+        ub = u[ib]
+        wb = w[jb]
+        xa = min(ua, wa)
+        xb = min(ub, wb)
+        ia += ua == xa  # reference values are distinct
+        ja += wa == xa
+        ib += ub == xb
+        jb += wb == xb
+        if ja < j_s and w[ja] == xa:
+            ja = _run_end(w, ja, j_s, xa)
+        if jb < n2 and w[jb] == xb:
+            jb = _run_end(w, jb, n2, xb)
+        acc_a = _gap_step(acc_a, xa, cum_u[ia] / n1 - ja / n2, started_a, wasserstein)
+        acc_b = _gap_step(acc_b, xb, cum_u[ib] / n1 - jb / n2, started_b, wasserstein)
+        started_a = started_b = True
+    while ia < i_s or ja < j_s:
+        ia, ja, acc_a = _walk_step(
+            u, cum_u, w, ia, ja, i_s, j_s, n1, n2, acc_a, started_a, wasserstein
+        )
+        started_a = True
+    while ib < nu or jb < n2:
+        ib, jb, acc_b = _walk_step(
+            u, cum_u, w, ib, jb, nu, n2, n1, n2, acc_b, started_b, wasserstein
+        )
+        started_b = True
+    max_d = max(acc_a[0], acc_b[0])
+    min_d = min(acc_a[1], acc_b[1])
+    total = acc_a[2]
+    if wasserstein and started_a and started_b:
+        # from the lower half's last point to the upper half's first
+        first_b = min(u[i_s], w[j_s]) if i_s < nu and j_s < n2 else (u[i_s] if i_s < nu else w[j_s])
+        total += abs(acc_a[5]) * (first_b - acc_a[4])
+    return max_d, min_d, total + acc_b[2]
+
+
+@njit(inline="always")
+def _walk_step(u, cum_u, w, i, j, i_end, j_end, n1, n2, acc, started, wasserstein):
+    """One point of a walk over u[i:i_end] and w[j:j_end]: the next point is the smaller head;
+    with both sides left each steps past it without a branch on which one it was (a coin flip
+    on continuous data, so a mispredicted branch)."""
+    if i < i_end and j < j_end:
         ui = u[i]
         wj = w[j]
         x = min(ui, wj)
         i += ui == x  # reference values are distinct
         j += wj == x
-        if j < n2 and w[j] == x:
-            j = _run_end(w, j, n2, x)
-        acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
-        started = True
-    while i < nu:  # the reference's points above the window's largest
+    elif i < i_end:  # the reference's points above the window's largest
         x = u[i]
         i += 1
-        acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
-        started = True
-    while j < n2:  # the window's points above the reference's largest
+    else:  # the window's points above the reference's largest
         x = w[j]
         j += 1
-        if j < n2 and w[j] == x:
-            j = _run_end(w, j, n2, x)
-        acc = _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
-        started = True
-    return acc[0], acc[1], acc[2]
+    if j < j_end and w[j] == x:
+        j = _run_end(w, j, j_end, x)
+    return i, j, _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
 
 
 @njit(cache=True, nogil=True)
