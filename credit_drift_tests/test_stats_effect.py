@@ -14,6 +14,7 @@ from credit_drift.stats.effect import (
     psi_many,
     wasserstein_norm_many,
 )
+from credit_drift.stats.numeric import scan_numeric
 from credit_drift.stats.reference import NumericReference
 
 
@@ -96,3 +97,26 @@ def test_normed_wasserstein_floors_a_constant_reference_and_skips_nan():
     out = wasserstein_norm_many([ref, ref], [np.array([3.0, np.nan]), np.array([np.nan])])
     assert out[0] == pytest.approx(1.0 / WASSERSTEIN_STD_FLOOR)
     assert np.isnan(out[1])
+
+
+def test_scan_split_at_the_windows_middle_value_equals_scipy():
+    """The scan walks the window's lower and upper halves side by side, split at its middle
+    value: runs of that value reaching the window's start or end, a reference wholly below or
+    above it, or sharing it, give scipy's KS statistic bit for bit and its Wasserstein-1."""
+    rng = np.random.default_rng(31)
+    cases = [
+        (rng.normal(0, 1, 300), np.full(200, 0.5)),  # one run: the lower half is empty
+        (rng.normal(0, 1, 300), np.concatenate([np.full(150, -1.0), np.full(60, 2.0)])),
+        (rng.uniform(-5, -4, 100), rng.normal(0, 1, 300)),  # reference below the window
+        (rng.uniform(4, 5, 100), rng.normal(0, 1, 300)),  # above it
+        (np.arange(10.0), rng.integers(0, 10, 301).astype(float)),  # ties on both sides
+        (rng.normal(0, 1, 5), rng.normal(0, 1, 64)),  # the smallest split window
+        (np.array([7.0]), np.concatenate([rng.normal(0, 1, 100), np.full(100, 7.0)])),
+    ]
+    for ref, cur in cases:
+        scan = scan_numeric([NumericReference.from_values(ref)], [cur], wasserstein=True)
+        # the statistic before scipy's exact method rounds it to a multiple of 1/lcm(n, m)
+        assert scan.statistic[0] == scipy.stats.ks_2samp(ref, cur, method="asymp").statistic
+        np.testing.assert_allclose(
+            scan.wasserstein1[0], scipy.stats.wasserstein_distance(ref, cur), rtol=1e-12
+        )
