@@ -8,7 +8,7 @@
 #   ./run.sh stack up|down|status   the production stack on this machine under supervisord
 #                          (.venv with the deploy extra; needs DATABASE_URL, DAGSTER_PG_URL, redis-server)
 #   ./run.sh setup         only set up .venv (then `source .venv/bin/activate` for credit-drift)
-#   ./run.sh python        which interpreter a new .venv would use
+#   ./run.sh python        which interpreter a new .venv would use (and numpy's CPU setting)
 # The environment is installed once and again only when pyproject.toml changes.
 set -euo pipefail
 # How the user reached this script, so that the commands it suggests can be typed as they are.
@@ -39,7 +39,7 @@ find_python() {
   exit 2
 }
 
-setup() {
+_install() {
   local extra="$1"
   if [ -x "$VENV/bin/python" ] && ! supported "$VENV/bin/python"; then
     echo "$VENV was made with $("$VENV/bin/python" --version 2>&1), which credit-drift does not" \
@@ -63,6 +63,29 @@ setup() {
   { [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && cat "$stamp"; echo "[${extra}]"; } \
     > "$stamp.tmp" || true
   mv "$stamp.tmp" "$stamp"
+}
+
+setup() {
+  _install "$@"
+  zen4_sort
+}
+
+zen4_sort() {
+  # AMD Zen 4 (CPU family 25 with AVX-512) runs numpy's AVX-512 sort about 5x slower than its
+  # AVX2 one (a memory-destination compress is microcoded there), and the drift statistics
+  # spend most of their time sorting: numpy is told to dispatch to AVX2 there, unless
+  # NPY_DISABLE_CPU_FEATURES is already set (even empty). README, "Performance".
+  [ -z "${NPY_DISABLE_CPU_FEATURES+set}" ] || return 0
+  local cpuinfo="${CREDIT_DRIFT_CPUINFO:-/proc/cpuinfo}"  # another file only in the tests
+  grep -qm1 AuthenticAMD "$cpuinfo" 2>/dev/null || return 0
+  grep -qm1 '^cpu family[[:space:]]*: 25$' "$cpuinfo" && grep -qm1 ' avx512f' "$cpuinfo" \
+    || return 0
+  # numpy 2.4 names the AVX-512 target X86_V4, earlier releases AVX512_SKX
+  if compgen -G "$VENV/lib/python3*/site-packages/numpy-2.[0-3].*.dist-info" >/dev/null; then
+    export NPY_DISABLE_CPU_FEATURES="AVX512_SKX"
+  else
+    export NPY_DISABLE_CPU_FEATURES="X86_V4"
+  fi
 }
 
 cmd="${1:-}"
@@ -89,9 +112,15 @@ case "$cmd" in
     unset CREDIT_DRIFT_RUN_SH
     exec "$VENV/bin/python" -m credit_drift.stack "$@"
     ;;
-  python)  # the interpreter a new .venv would be made with
+  python)  # the interpreter a new .venv would be made with, and numpy's CPU setting
     python="$(find_python)"
     echo "$(command -v "$python") $("$python" --version 2>&1)"
+    zen4_sort
+    if [ -n "${NPY_DISABLE_CPU_FEATURES+set}" ]; then
+      echo "NPY_DISABLE_CPU_FEATURES=$NPY_DISABLE_CPU_FEATURES"
+    else
+      echo "NPY_DISABLE_CPU_FEATURES unset"
+    fi
     ;;
   test)
     setup "dev"
