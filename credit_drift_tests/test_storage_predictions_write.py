@@ -1,4 +1,5 @@
-"""Writing wide feature vectors in bulk: lz4-compressed on PostgreSQL, read back bit for bit;
+"""Writing wide feature vectors in bulk: lz4-compressed on PostgreSQL (set once per connection,
+or per write on an engine made elsewhere), read back bit for bit;
 `before_commit` raising writes nothing (both databases)."""
 
 import numpy as np
@@ -6,6 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from credit_drift.features import FeatureSchema, FeatureSpec
+from credit_drift.storage import db
+from credit_drift.storage.db import LZ4_SESSION_KEY
 from credit_drift.storage.predictions import bulk_insert_predictions, read_predictions
 from credit_drift_tests.test_storage_predictions import (  # noqa: F401 - fixture
     END,
@@ -59,6 +62,32 @@ def test_wide_vectors_are_lz4_compressed_on_postgresql_and_read_back_exactly(
                 sa.text("SELECT DISTINCT pg_column_compression(features) FROM predictions")
             ).scalars()
             assert set(methods) == {"lz4"}
+
+
+@pytest.mark.postgres
+def test_lz4_is_set_once_per_connection_and_per_write_on_engines_made_elsewhere(postgres_url):
+    """`make_engine`'s connections compress with lz4 for their whole session (no statement per
+    write); an engine made another way gets it for each write transaction instead (TOAST
+    compression is PostgreSQL's)."""
+    db.upgrade(postgres_url)
+    ours = db.make_engine(postgres_url)
+    with ours.connect() as conn:
+        assert conn.connection.info.get(LZ4_SESSION_KEY) is True
+        assert conn.execute(sa.text("SHOW default_toast_compression")).scalar() == "lz4"
+    other = sa.create_engine(ours.url)
+    try:
+        with other.connect() as conn:
+            assert not conn.connection.info.get(LZ4_SESSION_KEY)
+            assert conn.execute(sa.text("SHOW default_toast_compression")).scalar() == "pglz"
+        assert _write(other, _wide_matrix(4)) == 4
+        assert _write(ours, _wide_matrix(4)) == 4
+    finally:
+        other.dispose()
+    with ours.connect() as conn:
+        methods = conn.execute(
+            sa.text("SELECT DISTINCT pg_column_compression(features) FROM predictions")
+        ).scalars()
+        assert set(methods) == {"lz4"}
 
 
 def test_a_failing_before_commit_writes_nothing(engine):  # noqa: F811

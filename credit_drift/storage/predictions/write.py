@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.features import FeatureSchema
+from credit_drift.storage.db import LZ4_SESSION_KEY
 from credit_drift.storage.outcomes import check_application_id
 from credit_drift.storage.predictions.feature_schemas import _register
 from credit_drift.storage.predictions.pgcopy import (
@@ -339,7 +340,8 @@ def bulk_insert_predictions(
 
 # A feature vector (419 float8, 3.4 KB) is above PostgreSQL's TOAST threshold, so every row is
 # compressed, and pglz (the server's default) is the largest cost of a bulk COPY; lz4 halves
-# the write for a few percent more disk (benchmarks/README.md, "Load"). Set for this
+# the write for a few percent more disk (benchmarks/README.md, "Load"). Engines made by
+# `storage.db.make_engine` set it once per connection; on any other this sets it for the write's
 # transaction only, where the server has lz4 (PostgreSQL 14+ built with it); each row keeps
 # the method it was written with and reads back the same.
 _LZ4_FOR_THIS_TRANSACTION = (
@@ -357,7 +359,8 @@ def _copy_in_postgresql(
     cursor = conn.connection.cursor()
     statement = f"COPY predictions ({_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
     try:
-        cursor.execute(_LZ4_FOR_THIS_TRANSACTION)
+        if not conn.connection.info.get(LZ4_SESSION_KEY):  # an engine not made by make_engine
+            cursor.execute(_LZ4_FOR_THIS_TRANSACTION)
         cursor.copy_expert(statement, reader, size=_COPY_READ_SIZE)
     except psycopg2.IntegrityError as exc:
         # The raw cursor's error, as SQLAlchemy would have wrapped it: a request id already
