@@ -236,10 +236,10 @@ def _walk_step(u, cum_u, w, i, j, i_end, j_end, n1, n2, acc, started, wasserstei
         x = min(ui, wj)
         i += ui == x  # reference values are distinct
         j += wj == x
-    elif i < i_end:  # the reference's points above the window's largest
+    elif i < i_end:  # only the reference's points left in this walk
         x = u[i]
         i += 1
-    else:  # the window's points above the reference's largest
+    else:  # only the window's
         x = w[j]
         j += 1
     if j < j_end and w[j] == x:
