@@ -74,7 +74,7 @@ zen4_sort() {
   # AMD Zen 4 (CPU family 25 with AVX-512) runs numpy's AVX-512 sort about 5x slower than its
   # AVX2 one (a memory-destination compress is microcoded there), and the drift statistics
   # spend most of their time sorting: numpy is told to dispatch to AVX2 there, unless
-  # NPY_DISABLE_CPU_FEATURES is already set (even empty). README, "Performance".
+  # NPY_DISABLE_CPU_FEATURES is already set (even empty). README, "Performance on AMD Zen 4".
   [ -z "${NPY_DISABLE_CPU_FEATURES+set}" ] || return 0
   local cpuinfo="${CREDIT_DRIFT_CPUINFO:-/proc/cpuinfo}"  # another file only in the tests
   grep -qm1 AuthenticAMD "$cpuinfo" 2>/dev/null || return 0
