@@ -184,9 +184,9 @@ def _merge_scan(
     ia, ja, acc_a = 0, 0, zero
     ib, jb, acc_b = i_s, j_s, zero
     started_a = started_b = False
-    # Both walks with both samples left: the next point is the smaller head; each side steps
-    # past it without a branch on which one it was (a coin flip on continuous data, so a
-    # mispredicted branch).
+    # Both walks side by side while each has points of both samples left: `_both_step` for
+    # each, written out interleaved (the two walks' loads before either's run check; calling
+    # `_both_step` twice here costs 0.74 instead of 0.49 ms a 100,000-row column).
     while ia < i_s and ja < j_s and ib < nu and jb < n2:
         ua = u[ia]
         wa = w[ja]
@@ -220,31 +220,41 @@ def _merge_scan(
     total = acc_a[2]
     if wasserstein and started_a and started_b:
         # from the lower half's last point to the upper half's first
-        first_b = min(u[i_s], w[j_s]) if i_s < nu and j_s < n2 else (u[i_s] if i_s < nu else w[j_s])
+        # (the upper half holds the window's middle value: j_s < n2)
+        first_b = min(u[i_s], w[j_s]) if i_s < nu else w[j_s]
         total += abs(acc_a[5]) * (first_b - acc_a[4])
     return max_d, min_d, total + acc_b[2]
 
 
 @njit(inline="always")
 def _walk_step(u, cum_u, w, i, j, i_end, j_end, n1, n2, acc, started, wasserstein):
-    """One point of a walk over u[i:i_end] and w[j:j_end]: the next point is the smaller head;
-    with both sides left each steps past it without a branch on which one it was (a coin flip
-    on continuous data, so a mispredicted branch)."""
+    """One point of a walk over u[i:i_end] and w[j:j_end], and its gap."""
     if i < i_end and j < j_end:
-        ui = u[i]
-        wj = w[j]
-        x = min(ui, wj)
-        i += ui == x  # reference values are distinct
-        j += wj == x
+        i, j, x = _both_step(u, w, i, j, j_end)
     elif i < i_end:  # only the reference's points left in this walk
         x = u[i]
         i += 1
     else:  # only the window's
         x = w[j]
         j += 1
+        if j < j_end and w[j] == x:
+            j = _run_end(w, j, j_end, x)
+    return i, j, _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
+
+
+@njit(inline="always")
+def _both_step(u, w, i, j, j_end):
+    """With points of both samples left (u[i], w[j]): the next point x is the smaller head, and
+    each side steps past it without a branch on which one it was (a coin flip on continuous
+    data, so a mispredicted branch); a run of x in the window is skipped whole."""
+    ui = u[i]
+    wj = w[j]
+    x = min(ui, wj)
+    i += ui == x  # reference values are distinct
+    j += wj == x
     if j < j_end and w[j] == x:
         j = _run_end(w, j, j_end, x)
-    return i, j, _gap_step(acc, x, cum_u[i] / n1 - j / n2, started, wasserstein)
+    return i, j, x
 
 
 @njit(cache=True, nogil=True)
