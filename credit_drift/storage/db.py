@@ -158,11 +158,15 @@ def _bound_postgres_statements(engine: Engine, timeout_s: float) -> None:
 #: Set on a pooled connection's `info` once its session compresses new values with lz4 (where
 #: the server has it): `storage.predictions.write` then skips its per-transaction setting.
 LZ4_SESSION_KEY = "credit_drift_toast_compression_set"
-# Where the server has lz4 (PostgreSQL 14+ built with it): for the whole session.
-_LZ4_FOR_THE_SESSION = (
-    "SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings "
-    "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
-)
+
+
+def lz4_setting(*, local: bool) -> str:
+    """The statement that makes lz4 the TOAST compression where the server has it (PostgreSQL
+    14+ built with it), for the current transaction (`local`) or the whole session."""
+    return (
+        f"SELECT set_config('default_toast_compression', 'lz4', {str(local).lower()}) "
+        "FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+    )
 
 
 def _prefer_lz4(engine: Engine) -> None:
@@ -173,7 +177,7 @@ def _prefer_lz4(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, record) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute(_LZ4_FOR_THE_SESSION)
+        cursor.execute(lz4_setting(local=False))
         cursor.close()
         dbapi_connection.commit()
         record.info[LZ4_SESSION_KEY] = True

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.features import FeatureSchema
-from credit_drift.storage.db import LZ4_SESSION_KEY
+from credit_drift.storage.db import LZ4_SESSION_KEY, lz4_setting
 from credit_drift.storage.outcomes import check_application_id
 from credit_drift.storage.predictions.feature_schemas import _register
 from credit_drift.storage.predictions.pgcopy import (
@@ -344,10 +344,7 @@ def bulk_insert_predictions(
 # `storage.db.make_engine` set it once per connection; on any other this sets it for the write's
 # transaction only, where the server has lz4 (PostgreSQL 14+ built with it); each row keeps
 # the method it was written with and reads back the same.
-_LZ4_FOR_THIS_TRANSACTION = (
-    "SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings "
-    "WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
-)
+_LZ4_FOR_THIS_TRANSACTION = lz4_setting(local=True)
 
 
 def _copy_in_postgresql(
