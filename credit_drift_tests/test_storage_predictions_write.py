@@ -99,3 +99,67 @@ def test_a_failing_before_commit_writes_nothing(engine):  # noqa: F811
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one() == 0
     assert _write(engine, _wide_matrix(3), before_commit=lambda: None) == 3
+
+
+def test_python_datetimes_convert_exactly_as_pandas_does():
+    """An API group's time stamps (aware Python datetimes) skip pandas; same microseconds, any
+    zone, and naive ones are still refused."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from credit_drift.storage.predictions.write import _utc_micros
+
+    rng = np.random.default_rng(11)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    stamps = []
+    for _ in range(640):
+        offset = dt.timedelta(
+            seconds=int(rng.integers(-2_000_000_000, 4_000_000_000)),
+            microseconds=int(rng.integers(0, 1_000_000)),
+        )
+        zone = dt.timezone(dt.timedelta(minutes=int(rng.integers(-900, 900))))
+        stamps.append((epoch + offset).astimezone(zone))
+    for lo in range(0, len(stamps), 32):
+        chunk = stamps[lo : lo + 32]
+        expected = pd.DatetimeIndex([s.astimezone(dt.UTC) for s in chunk]).as_unit("us").asi8
+        assert np.array_equal(_utc_micros(chunk, len(chunk)), expected)
+    with pytest.raises(ValueError, match="naive"):
+        _utc_micros([stamps[0], dt.datetime(2026, 1, 1)], 2)
+    with pytest.raises(ValueError, match="2 values for 3 rows"):
+        _utc_micros(stamps[:2], 3)
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_skips_the_schema_lookup_until_the_row_is_gone(postgres_url):
+    """After a committed write, a pooled connection no longer looks its feature schema up (a
+    round trip per API group commit); if the row disappears under it (tables emptied or
+    recreated), the foreign key refuses the write and it is stored again, once."""
+    from credit_drift.storage.predictions.write import _REGISTERED_SCHEMAS
+
+    db.upgrade(postgres_url)
+    pooled = db.make_engine(postgres_url)
+    assert _write(pooled, _wide_matrix(2)) == 2
+    with pooled.connect() as conn:
+        assert WIDE.version in conn.connection.info[_REGISTERED_SCHEMAS]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    sa.event.listen(pooled, "before_cursor_execute", seen)
+    try:
+        assert _write(pooled, _wide_matrix(3)) == 3
+        assert not [s for s in statements if "feature_schemas" in s]
+        with pooled.begin() as conn:
+            for table in ("predictions", "prediction_request_ids", "feature_schemas"):
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+        statements.clear()
+        assert _write(pooled, _wide_matrix(4)) == 4
+        assert [s for s in statements if "feature_schemas" in s]  # looked up and stored again
+    finally:
+        sa.event.remove(pooled, "before_cursor_execute", seen)
+    with pooled.connect() as conn:
+        stored = conn.execute(sa.text("SELECT version FROM feature_schemas")).scalars().all()
+        assert stored == [WIDE.version]
+        assert conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one() == 4

@@ -230,7 +230,7 @@ class ScoringService:
         bulk_insert_predictions(
             engine,
             self.schema,
-            created_at=pd.DatetimeIndex([t for g in groups for t in g.created_at]),
+            created_at=[t for g in groups for t in g.created_at],
             matrix=matrix,
             categorical=categorical,
             probability=proba,

@@ -227,9 +227,30 @@ def _column(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
     return arr
 
 
+# Up to this many Python datetimes (an API group commit's) are converted one by one: pandas'
+# DatetimeIndex costs about half a millisecond whatever the length.
+_PYTHON_STAMPS = 64
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _python_micros(stamps: list) -> np.ndarray | None:
+    """Microseconds since the epoch of aware Python datetimes (exact: timedelta arithmetic);
+    None when any is something else (pandas then converts or names the problem)."""
+    if not all(type(v) is dt.datetime and v.utcoffset() is not None for v in stamps):
+        return None
+    return np.array([(v - _EPOCH) // _MICROSECOND for v in stamps], dtype=np.int64)
+
+
 def _utc_micros(created_at: Any, n: int) -> np.ndarray:
     """Microseconds since the Unix epoch (UTC). numpy datetime64 (and naive pandas datetimes)
     are UTC by convention; Python datetimes must be timezone-aware."""
+    if isinstance(created_at, list) and 0 < len(created_at) <= _PYTHON_STAMPS:
+        micros = _python_micros(created_at)
+        if micros is not None:
+            if len(micros) != n:
+                raise ValueError(f"created_at has {len(micros)} values for {n} rows")
+            return micros
     raw = np.asarray(created_at)
     if raw.ndim == 0:
         raise ValueError("created_at must be one timestamp per row, not a scalar")
@@ -321,21 +342,46 @@ def bulk_insert_predictions(
         source=source,
         application_ids=_application_ids(application_ids, n),
     )
-    try:
-        with engine.begin() as conn:
-            if same_transaction is not None:
-                same_transaction(conn)
-            _register(conn, schema)
-            if conn.dialect.name == "postgresql":
-                _copy_in_postgresql(conn, schema, cols, chunk_rows)
-            else:
-                _executemany_sqlite(conn, schema, cols, chunk_rows)
-            if before_commit is not None:
-                before_commit()
-    except sa.exc.IntegrityError as exc:
-        _raise_if_duplicates(engine, request_ids, exc)
-        raise
-    return n
+    for attempt in (1, 2):
+        known: set[str] | None = None
+        try:
+            with engine.begin() as conn:
+                if same_transaction is not None:
+                    same_transaction(conn)
+                if conn.dialect.name == "postgresql":
+                    known = conn.connection.info.setdefault(_REGISTERED_SCHEMAS, set())
+                    if schema.version not in known or attempt == 2:
+                        _register(conn, schema)
+                    _copy_in_postgresql(conn, schema, cols, chunk_rows)
+                else:
+                    _register(conn, schema)
+                    _executemany_sqlite(conn, schema, cols, chunk_rows)
+                if before_commit is not None:
+                    before_commit()
+        except sa.exc.IntegrityError as exc:
+            if known is not None and _names_missing_schema(exc):
+                # Its feature_schemas row is gone (the tables were recreated under this
+                # pooled connection): look it up (and store it) again, once.
+                known.discard(schema.version)
+                if attempt == 1:
+                    continue
+            _raise_if_duplicates(engine, request_ids, exc)
+            raise
+        if known is not None:
+            known.add(schema.version)  # committed: this connection skips the lookup now
+        return n
+    raise AssertionError("unreachable")  # pragma: no cover - the second attempt returns or raises
+
+
+# On a pooled PostgreSQL connection's `info`: the feature schema versions known to be stored
+# (a committed write used them). The API's group commits then skip the lookup (a round trip
+# each); the predictions' foreign key still refuses a vector whose schema is not stored.
+_REGISTERED_SCHEMAS = "credit_drift_registered_schemas"
+_FOREIGN_KEY_VIOLATION = "23503"
+
+
+def _names_missing_schema(exc: sa.exc.IntegrityError) -> bool:
+    return getattr(exc.orig, "pgcode", None) == _FOREIGN_KEY_VIOLATION
 
 
 # A feature vector (419 float8, 3.4 KB) is above PostgreSQL's TOAST threshold, so every row is
