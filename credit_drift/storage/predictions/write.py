@@ -293,7 +293,8 @@ def bulk_insert_predictions(
     the number of rows.
     `same_transaction(conn)` runs first in the same transaction, as in `insert_predictions`;
     `before_commit()` runs last, just before the commit: if it raises, nothing is written
-    (the API checks there that its caller is still waiting)."""
+    (the API checks there that its caller is still waiting). On PostgreSQL a pooled connection
+    skips the feature schema's lookup once a write with it committed (`_REGISTERED_SCHEMAS`)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     p = len(schema)
     if matrix.ndim != 2 or matrix.shape[1] != p:
