@@ -120,3 +120,61 @@ def test_scan_split_at_the_windows_middle_value_equals_scipy():
         np.testing.assert_allclose(
             scan.wasserstein1[0], scipy.stats.wasserstein_distance(ref, cur), rtol=1e-12
         )
+
+
+def _scipy_gaps(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """scipy's `cddiffs` of ks_2samp: the float gap F_ref - F_cur at every sample point."""
+    a, b = np.sort(ref), np.sort(cur)
+    points = np.concatenate([a, b])
+    return np.searchsorted(a, points, side="right") / a.size - np.searchsorted(
+        b, points, side="right"
+    ) / b.size
+
+
+def test_scan_keeps_the_largest_float_among_points_tied_on_the_exact_gap():
+    """The scan ranks points by the gap's exact numerator and divides only near the extremes;
+    where several points have the same exact gap their float gaps (scipy's) can differ in the
+    last bit, and the statistic must still be scipy's to the bit."""
+    rng = np.random.default_rng(5)
+    sizes = [3, 6, 7, 12, 30, 49, 60, 90]  # common factors: many points share an exact gap
+    tied_floats = 0
+    for _ in range(3_000):
+        n1, n2 = rng.choice(sizes, 2)
+        ref = rng.integers(0, 8, n1).astype(float)
+        cur = rng.integers(0, 8, n2).astype(float)
+        scan = scan_numeric([NumericReference.from_values(ref)], [cur])
+        assert scan.statistic[0] == scipy.stats.ks_2samp(ref, cur, method="asymp").statistic
+        gaps = _scipy_gaps(ref, cur)
+        keys = np.round(gaps * n1 * n2).astype(np.int64)
+        for extreme in (keys.max(), keys.min()):
+            tied_floats += np.unique(gaps[keys == extreme]).size > 1
+    assert tied_floats > 0  # the case the test is for did occur
+
+
+def test_scan_past_2_to_the_49_compares_the_float_gaps_of_nearby_exact_gaps():
+    """From n1 * n2 = 2^49 on, a smaller exact gap can round to a larger float gap: the scan
+    must compare as floats the points within the rounding margin of the extreme. Here (a summary
+    of 10^13 reference values: the scan only needs its counts) the point at 0 has the largest
+    exact gap, c0 / n1, and the point at 2 one unit of 1 / (n1 n2) less, yet the larger float."""
+    n2 = 10_007
+    c1 = 10**9
+    n1 = c1 * n2 + 1  # so that c1 * n2 - n1 = -1
+    c0 = 5_003_500_000_004
+    ref = NumericReference(np.array([0.0, 2.0, 10.0]), np.array([c0, c1, n1 - c0 - c1]), 0)
+    cur = np.concatenate([[1.0], np.full(n2 - 1, 5.0)])
+    at_0 = c0 / n1 - 0 / n2
+    at_2 = (c0 + c1) / n1 - 1 / n2
+    assert (c0 * n2) - ((c0 + c1) * n2 - n1) == 1 and at_2 > at_0  # the case, as described
+    scan = scan_numeric([ref], [cur])
+    assert scan.statistic[0] == at_2
+
+
+def test_wasserstein_is_exact_where_scipys_float_gaps_cancel():
+    """The integral is summed from the exact gaps (numerator / (n1 n2)): on two values whose
+    ECDFs differ by 1e-5 (0.5 - 0.49999), scipy's rounded gaps lose 12 digits of it; ours is
+    the exact 1e-5."""
+    ref = np.repeat([0.0, 1.0], [25_000, 25_000])
+    cur = np.repeat([0.0, 1.0], [49_999, 50_001])
+    scan = scan_numeric([NumericReference.from_values(ref)], [cur], wasserstein=True)
+    assert scan.wasserstein1[0] == 1e-5
+    np.testing.assert_allclose(scipy.stats.wasserstein_distance(ref, cur), 1e-5, rtol=1e-10)
