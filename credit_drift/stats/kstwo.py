@@ -189,12 +189,22 @@ def _pow_scaled(bh, bl, m):
     return mant, expo
 
 
+#: Where `_log1p_series` is used: |y| <= 2^-8, i.e. 1 / y at least 256.
+_SERIES_MIN = 256.0
+
+
 @njit(cache=True, inline="always")
 def _log1p_small(y):
     """log(1 + y): its series to y^8 where |y| <= 2^-8 (the rest below 2^-67 of the result,
     as close as libm's log1p), libm's log1p elsewhere."""
-    if abs(y) > 0.00390625:
+    if abs(y) > 1.0 / _SERIES_MIN:
         return math.log1p(y)
+    return _log1p_series(y)
+
+
+@njit(cache=True, inline="always")
+def _log1p_series(y):
+    """log(1 + y) for |y| <= 2^-8: the series to y^8."""
     return y * (
         1.0
         + y
@@ -220,6 +230,22 @@ def _pairwise(values, count):
         else:
             width = half
     return values[0] if count else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo):
+    """For the `count` terms after term v0 of `_smirnov_sf`'s sum (u = v - 1 from v0 on): the
+    exponent of the power ratios and the rational ratio, as `_smirnov_sf` computes them, where
+    every log1p argument is within `_log1p_series`' range. A loop without branches or calls:
+    with numpy's error model (no zero-division check, and no division here can be by zero:
+    p_u, q_u and q_v are at least 256) the compiler vectorizes it."""
+    for t in range(count):
+        u = v0 + t
+        p_u = (float(nxfl + u) + a_hi) + a_lo  # n x + u
+        q_u = (float(n - nxfl - u) - a_hi) - a_lo  # n - n x - u
+        q_v = (float(n - nxfl - u - 1) - a_hi) - a_lo
+        powers[t] = (u - 1) * _log1p_series(1.0 / p_u) + (n - u) * _log1p_series(-1.0 / q_u)
+        rational[t] = ((n - u) / (u + 1)) * ((p_u + 1.0) / q_v)
 
 
 @njit(cache=True)
@@ -266,6 +292,8 @@ def _smirnov_sf(n, x):
     den_hi, den_lo, den_exp = 1.0, 0.0, 0
     s_hi, s_lo = 0.0, 0.0
     block = np.empty(_ANCHOR_EVERY)
+    powers = np.empty(_ANCHOR_EVERY)
+    rational = np.empty(_ANCHOR_EVERY)
     v0 = 0
     while v0 < n_terms:
         # the block's first term from scratch:
@@ -289,14 +317,28 @@ def _smirnov_sf(n, x):
         block[0] = term
         # the others by recurrence, term(v) = term(v-1) * C ratio * power ratios with u = v - 1:
         # each ratio is independent of the others, only the running product is a chain
-        for v in range(v0 + 1, v_end):
-            u = v - 1
-            p_u = (float(nxfl + u) + a_hi) + a_lo  # n x + u
-            q_u = (float(n - nxfl - u) - a_hi) - a_lo  # n - n x - u
-            q_v = (float(n - nxfl - v) - a_hi) - a_lo
-            g = (u - 1) * _log1p_small(1.0 / p_u) + (n - u) * _log1p_small(-1.0 / q_u)
-            term *= ((n - u) / v) * ((p_u + 1.0) / q_v) * math.exp(g)
-            block[v - v0] = term
+        p_first = (float(nxfl + v0) + a_hi) + a_lo  # the block's smallest p_u
+        q_last = (float(n - nxfl - (v_end - 2)) - a_hi) - a_lo  # and smallest q_u
+        if p_first >= _SERIES_MIN and q_last >= _SERIES_MIN:
+            # every log1p argument within the series' range: the same operations as below,
+            # in passes without branches or calls that the compiler vectorizes, then the
+            # exponentials, then the running product
+            count = v_end - v0 - 1
+            _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo)
+            for t in range(count):
+                powers[t] = math.exp(powers[t])
+            for t in range(count):
+                term *= rational[t] * powers[t]
+                block[t + 1] = term
+        else:
+            for v in range(v0 + 1, v_end):
+                u = v - 1
+                p_u = (float(nxfl + u) + a_hi) + a_lo  # n x + u
+                q_u = (float(n - nxfl - u) - a_hi) - a_lo  # n - n x - u
+                q_v = (float(n - nxfl - v) - a_hi) - a_lo
+                g = (u - 1) * _log1p_small(1.0 / p_u) + (n - u) * _log1p_small(-1.0 / q_u)
+                term *= ((n - u) / v) * ((p_u + 1.0) / q_v) * math.exp(g)
+                block[v - v0] = term
         s_hi, s_lo = _dd_add_d(s_hi, s_lo, _pairwise(block, v_end - v0))
         if v_end == n_terms:
             break
