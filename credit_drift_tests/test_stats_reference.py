@@ -184,3 +184,14 @@ def test_quantile_edges_and_bin_counts():
     flags = NumericReference.from_values(np.array([0.0] * 70 + [1.0] * 30))
     assert flags.quantile_edges(10).tolist() == [0.0]  # bins (-inf, 0], (0, inf)
     assert flags.bin_counts(flags.quantile_edges(10)).tolist() == [70, 30]
+
+
+def test_quantile_bins_are_the_edges_and_reference_counts_computed_once():
+    ref = NumericReference.from_values(np.random.default_rng(3).integers(0, 40, 5_000) * 1.0)
+    edges, counts = ref.quantile_bins(10)
+    np.testing.assert_array_equal(edges, ref.quantile_edges(10))
+    np.testing.assert_array_equal(counts, ref.bin_counts(ref.quantile_edges(10)))
+    again = ref.quantile_bins(10)
+    assert again[0] is edges and again[1] is counts  # every window reuses them
+    assert not edges.flags.writeable and not counts.flags.writeable  # shared: read-only
+    assert len(ref.quantile_bins(4)[0]) < len(edges)  # per number of bins

@@ -143,8 +143,7 @@ def _scan_one(
 
     ref_b = cur_b = empty
     if psi_bins > 1:
-        edges = ref.quantile_edges(psi_bins)
-        ref_b = ref.bin_counts(edges)
+        edges, ref_b = ref.quantile_bins(psi_bins)
         at_or_below = np.searchsorted(w[:n2], edges, side="right")
         cur_b = np.diff(np.concatenate(([0], at_or_below, [n2])))
     return n1, n2, nan, d, w1, ref_b, cur_b

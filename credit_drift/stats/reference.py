@@ -139,6 +139,21 @@ class NumericReference:
         at_or_below = self.cum[np.searchsorted(self.values, edges, side="right")]
         return np.diff(np.concatenate(([0], at_or_below, [self.n])))
 
+    def quantile_bins(self, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        """`quantile_edges(n_bins)` and the reference's `bin_counts` in them, computed once per
+        summary and number of bins (every window's PSI needs them; read-only arrays)."""
+        cached = self._quantile_bins.get(n_bins)
+        if cached is None:
+            edges = self.quantile_edges(n_bins)
+            counts = self.bin_counts(edges)
+            edges.flags.writeable = counts.flags.writeable = False
+            cached = self._quantile_bins.setdefault(n_bins, (edges, counts))
+        return cached
+
+    @cached_property
+    def _quantile_bins(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        return {}
+
     def _payload(self) -> bytes:
         return _npy_bytes(self.values, self.counts)
 
