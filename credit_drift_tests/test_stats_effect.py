@@ -12,6 +12,7 @@ from credit_drift.stats.effect import (
     WASSERSTEIN_STD_FLOOR,
     psi_from_counts,
     psi_many,
+    psi_of_scan,
     wasserstein_norm_many,
 )
 from credit_drift.stats.numeric import scan_numeric
@@ -178,3 +179,18 @@ def test_wasserstein_is_exact_where_scipys_float_gaps_cancel():
     scan = scan_numeric([NumericReference.from_values(ref)], [cur], wasserstein=True)
     assert scan.wasserstein1[0] == 1e-5
     np.testing.assert_allclose(scipy.stats.wasserstein_distance(ref, cur), 1e-5, rtol=1e-10)
+
+
+def test_psi_of_many_features_at_once_equals_psi_from_counts_per_feature():
+    rng = np.random.default_rng(17)
+    ref_bins, cur_bins = [], []
+    for j in range(300):
+        k = int(rng.integers(0, 11))  # 0: a feature that was not testable
+        ref_bins.append(rng.integers(0, 50, k) * (j % 7 != 3))  # some all-zero sides
+        cur_bins.append(rng.integers(0, 50, k) * (j % 11 != 5))
+    ours = psi_of_scan(ref_bins, cur_bins)
+    expected = [psi_from_counts(r, c) for r, c in zip(ref_bins, cur_bins, strict=True)]
+    np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=0, equal_nan=True)
+    assert np.isnan(ours).sum() > 10 and (~np.isnan(ours)).sum() > 100
+    with pytest.raises(ValueError, match="differ in length"):
+        psi_of_scan([np.ones(3)], [np.ones(2)])

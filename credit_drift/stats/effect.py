@@ -81,4 +81,30 @@ def psi_of_scan(
 ) -> np.ndarray:
     if ref_bins is None or cur_bins is None:
         raise ValueError("the scan was run without psi_bins")
-    return np.array([psi_from_counts(r, c) for r, c in zip(ref_bins, cur_bins, strict=True)])
+    if len(ref_bins) != len(cur_bins):
+        raise ValueError(
+            f"{len(ref_bins)} reference bin counts for {len(cur_bins)} window bin counts"
+        )
+    lengths = np.array([len(r) for r in ref_bins], dtype=np.int64)
+    if not np.array_equal(lengths, [len(c) for c in cur_bins]):
+        raise ValueError("reference and window bin counts differ in length")
+    if not lengths.sum():
+        return np.full(len(ref_bins), np.nan)
+    # psi_from_counts for every feature at once (the bins of all features end to end; a
+    # feature's sum adds its few terms in order, where np.sum may pair them: the last bit)
+    p = len(ref_bins)
+    feature = np.repeat(np.arange(p), lengths)
+    ref = np.concatenate(ref_bins).astype(np.float64)
+    cur = np.concatenate(cur_bins).astype(np.float64)
+    n_ref = np.bincount(feature, ref, minlength=p)
+    n_cur = np.bincount(feature, cur, minlength=p)
+    empty = (n_ref == 0) | (n_cur == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = ref / n_ref[feature]
+        c = cur / n_cur[feature]
+    r = np.where(r == 0, PSI_EPSILON, r)
+    c = np.where(c == 0, PSI_EPSILON, c)
+    with np.errstate(invalid="ignore"):
+        out = np.bincount(feature, (c - r) * np.log(c / r), minlength=p)
+    out[empty] = np.nan
+    return out

@@ -314,6 +314,8 @@ def _gap_step(acc, x, count_ref, count_cur, n1, n2, margin, started, wasserstein
 
 
 def _combine(max_s: float, min_diff: float) -> float:
-    """scipy's two-sided D: max(maxS, clip(-minS, 0, 1)), choosing minS only when larger."""
-    min_s = np.clip(-min_diff, 0, 1)
+    """scipy's two-sided D: max(maxS, clip(-minS, 0, 1)), choosing minS only when larger.
+    (min_diff is a finite gap: Python's min and max clip it as np.clip does, without numpy's
+    call overhead on a scalar.)"""
+    min_s = min(max(-min_diff, 0.0), 1.0)
     return float(min_s if min_s > max_s else max_s)
