@@ -241,7 +241,7 @@ def _walk(u, cum_u, w, i, j, i_end, j_end, n1, n2, margin, acc, started, wassers
     a branch on which one it was (a coin flip on continuous data, so a mispredicted branch); a
     run of x in the window is skipped whole. (Written out: the same steps as a function
     returning one point at a time, called in a loop, or as a function returning (i, j, x),
-    walked a window past the reference's last value 1.5-3 times slower.)"""
+    walked a window past the reference's last value 1.5-3.5 times slower.)"""
     while i < i_end or j < j_end:
         if i < i_end and j < j_end:
             ui = u[i]
