@@ -34,11 +34,15 @@ def psi_from_counts(
     n_ref, n_cur = ref_counts.sum(), cur_counts.sum()
     if n_ref == 0 or n_cur == 0:
         return float("nan")
-    r = ref_counts / n_ref
-    c = cur_counts / n_cur
+    return float(_psi_terms(ref_counts / n_ref, cur_counts / n_cur, epsilon).sum())
+
+
+def _psi_terms(r: np.ndarray, c: np.ndarray, epsilon: float) -> np.ndarray:
+    """PSI's terms (c - r) * ln(c / r) of bin shares r (reference) and c (window), shares of 0
+    counted as `epsilon`."""
     r = np.where(r == 0, epsilon, r)
     c = np.where(c == 0, epsilon, c)
-    return float(((c - r) * np.log(c / r)).sum())
+    return (c - r) * np.log(c / r)
 
 
 def wasserstein_norm(wasserstein1: np.ndarray | float, ref_std: np.ndarray | float) -> np.ndarray:
@@ -90,7 +94,7 @@ def psi_of_scan(
         raise ValueError("reference and window bin counts differ in length")
     if not lengths.sum():
         return np.full(len(ref_bins), np.nan)
-    # psi_from_counts for every feature at once (the bins of all features end to end; a
+    # psi_from_counts's terms for every feature at once (the bins of all features end to end; a
     # feature's sum adds its few terms in order, where np.sum may pair them: the last bit)
     p = len(ref_bins)
     feature = np.repeat(np.arange(p), lengths)
@@ -100,11 +104,7 @@ def psi_of_scan(
     n_cur = np.bincount(feature, cur, minlength=p)
     empty = (n_ref == 0) | (n_cur == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = ref / n_ref[feature]
-        c = cur / n_cur[feature]
-    r = np.where(r == 0, PSI_EPSILON, r)
-    c = np.where(c == 0, PSI_EPSILON, c)
-    with np.errstate(invalid="ignore"):
-        out = np.bincount(feature, (c - r) * np.log(c / r), minlength=p)
+        terms = _psi_terms(ref / n_ref[feature], cur / n_cur[feature], PSI_EPSILON)
+    out = np.bincount(feature, terms, minlength=p)
     out[empty] = np.nan
     return out
