@@ -233,18 +233,21 @@ def _pairwise(values, count):
 
 
 @njit(cache=True, error_model="numpy")
-def _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo):
+def _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo, series):
     """For the `count` terms after term v0 of `_smirnov_sf`'s sum (u = v - 1 from v0 on): the
-    exponent of the power ratios and the rational ratio, as `_smirnov_sf` computes them, where
-    every log1p argument is within `_log1p_series`' range. A loop without branches or calls:
-    with numpy's error model (no zero-division check, and no division here can be by zero:
-    p_u, q_u and q_v are at least 256) the compiler vectorizes it."""
+    exponent of the power ratios and the rational ratio. With `series` (every log1p argument
+    within `_log1p_series`' range) the loop has no branches or calls: with numpy's error model
+    (no zero-division check; no division here can be by zero, p_u, q_u and q_v are positive)
+    the compiler takes the test out of the loop and vectorizes that version."""
     for t in range(count):
         u = v0 + t
         p_u = (float(nxfl + u) + a_hi) + a_lo  # n x + u
         q_u = (float(n - nxfl - u) - a_hi) - a_lo  # n - n x - u
         q_v = (float(n - nxfl - u - 1) - a_hi) - a_lo
-        powers[t] = (u - 1) * _log1p_series(1.0 / p_u) + (n - u) * _log1p_series(-1.0 / q_u)
+        if series:
+            powers[t] = (u - 1) * _log1p_series(1.0 / p_u) + (n - u) * _log1p_series(-1.0 / q_u)
+        else:
+            powers[t] = (u - 1) * _log1p_small(1.0 / p_u) + (n - u) * _log1p_small(-1.0 / q_u)
         rational[t] = ((n - u) / (u + 1)) * ((p_u + 1.0) / q_v)
 
 
@@ -317,28 +320,17 @@ def _smirnov_sf(n, x):
         block[0] = term
         # the others by recurrence, term(v) = term(v-1) * C ratio * power ratios with u = v - 1:
         # each ratio is independent of the others, only the running product is a chain
+        # the ratios in one pass, then their exponentials, then the running product
         p_first = (float(nxfl + v0) + a_hi) + a_lo  # the block's smallest p_u
         q_last = (float(n - nxfl - (v_end - 2)) - a_hi) - a_lo  # and smallest q_u
-        if p_first >= _SERIES_MIN and q_last >= _SERIES_MIN:
-            # every log1p argument within the series' range: the same operations as below,
-            # in passes without branches or calls that the compiler vectorizes, then the
-            # exponentials, then the running product
-            count = v_end - v0 - 1
-            _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo)
-            for t in range(count):
-                powers[t] = math.exp(powers[t])
-            for t in range(count):
-                term *= rational[t] * powers[t]
-                block[t + 1] = term
-        else:
-            for v in range(v0 + 1, v_end):
-                u = v - 1
-                p_u = (float(nxfl + u) + a_hi) + a_lo  # n x + u
-                q_u = (float(n - nxfl - u) - a_hi) - a_lo  # n - n x - u
-                q_v = (float(n - nxfl - v) - a_hi) - a_lo
-                g = (u - 1) * _log1p_small(1.0 / p_u) + (n - u) * _log1p_small(-1.0 / q_u)
-                term *= ((n - u) / v) * ((p_u + 1.0) / q_v) * math.exp(g)
-                block[v - v0] = term
+        series = p_first >= _SERIES_MIN and q_last >= _SERIES_MIN
+        count = v_end - v0 - 1
+        _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo, series)
+        for t in range(count):
+            powers[t] = math.exp(powers[t])
+        for t in range(count):
+            term *= rational[t] * powers[t]
+            block[t + 1] = term
         s_hi, s_lo = _dd_add_d(s_hi, s_lo, _pairwise(block, v_end - v0))
         if v_end == n_terms:
             break
