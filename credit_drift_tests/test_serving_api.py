@@ -298,6 +298,13 @@ def test_openapi_documents_every_field(sqlite_url, make_client, trained_model): 
         "/Application"
     )
     assert {"200", "401", "413", "422", "503"} <= set(predict["responses"])
+    # POST /predict is served without FastAPI's routing; its declaration documents it as before.
+    assert predict["operationId"] == "predict_predict_post"
+    assert predict["summary"] == "Score one application and log it"
+    assert [(p["name"], p["in"]) for p in predict["parameters"]] == [("Idempotency-Key", "header")]
+    assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PredictionResponse"
+    )
     # The documented example is a valid request.
     example = predict["requestBody"]["content"]["application/json"]["example"]
     assert set(example) == set(trained_model.artifacts.schema.names)

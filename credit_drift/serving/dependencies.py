@@ -43,7 +43,12 @@ def _bearer_or_header(request: Request) -> str | None:
 
 async def require_api_key(request: Request, settings: AppSettings) -> None:
     """401 unless the request carries `Settings.api_key` (no check when none is set)."""
-    api_key = settings.api_key
+    check_api_key(request, settings.api_key)
+
+
+def check_api_key(request: Request, api_key: str | None) -> None:
+    """Raise the 401 `ApiError` unless the request carries `api_key` (no check when None/empty);
+    what `require_api_key` runs, callable from an endpoint that FastAPI does not solve."""
     if not api_key:
         return
     given = _bearer_or_header(request)

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.errors import JSON
+from credit_drift.serving.routers.predict import DECLARATIONS
 from credit_drift.serving.service import ScoringService
 from credit_drift.serving.validation import APPLICATION_ID_FIELD, EVENT_TIME_FIELD
 from credit_drift.storage.schema import APPLICATION_ID_MAX_LENGTH
@@ -250,7 +251,9 @@ def install_openapi(
                 title=app.title,
                 version=app.version,
                 description=app.description,
-                routes=app.routes,
+                # Endpoints served as plain Starlette routes are documented by their declarations
+                # (first, as their router is included first).
+                routes=[*DECLARATIONS, *app.routes],
             )
             for path, limit in limits.items():
                 responses = doc["paths"][path]["post"]["responses"]
