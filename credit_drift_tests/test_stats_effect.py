@@ -127,9 +127,10 @@ def _scipy_gaps(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """scipy's `cddiffs` of ks_2samp: the float gap F_ref - F_cur at every sample point."""
     a, b = np.sort(ref), np.sort(cur)
     points = np.concatenate([a, b])
-    return np.searchsorted(a, points, side="right") / a.size - np.searchsorted(
-        b, points, side="right"
-    ) / b.size
+    return (
+        np.searchsorted(a, points, side="right") / a.size
+        - np.searchsorted(b, points, side="right") / b.size
+    )
 
 
 def test_scan_keeps_the_largest_float_among_points_tied_on_the_exact_gap():

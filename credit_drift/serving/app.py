@@ -13,8 +13,9 @@ the `/health` probes (and the OpenAPI docs) requires it, as `Authorization: Bear
 
 The endpoints are in `serving.routers` (`predict`, `outcomes`, `health`, `model`) and reach the
 app's state through `serving.dependencies` (`POST /predict`, the hot path, is a plain Starlette
-endpoint that reads it directly: see `routers.predict.predict`); error answers are in `serving.errors`, the
-request-log middleware in `serving.middleware`, the OpenAPI document in `serving.openapi`.
+endpoint that reads it directly: see `routers.predict.predict`); error answers are in
+`serving.errors`, the request-log middleware in `serving.middleware`, the OpenAPI document in
+`serving.openapi`.
 
 For `uvicorn --factory` (several workers) use `credit_drift.serving.app:app_from_env`.
 """
@@ -37,7 +38,6 @@ from credit_drift.serving.routers import health, model, outcomes, predict
 from credit_drift.serving.service import ScoringService
 from credit_drift.settings import Settings
 from credit_drift.storage.api_logs import insert_api_logs
-
 
 # FastAPI's native telemetry (in 0.165, not in older releases) looks for OpenTelemetry providers
 # on every request (environment and provider lookups: about 3% of a prediction's CPU time,

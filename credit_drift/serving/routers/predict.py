@@ -9,17 +9,12 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from starlette.routing import Route
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.database import DatabaseUnavailable
-from credit_drift.serving.dependencies import (
-    Config,
-    Service,
-    check_api_key,
-    require_api_key,
-)
+from credit_drift.serving.dependencies import Config, Service, check_api_key, require_api_key
 from credit_drift.serving.errors import (
     ERROR_RESPONSES,
     JSON,
