@@ -39,7 +39,7 @@ from credit_drift.serving.service import ScoringService
 from credit_drift.settings import Settings
 from credit_drift.storage.api_logs import insert_api_logs
 
-# FastAPI's native telemetry (in 0.165, not in older releases) looks for OpenTelemetry providers
+# FastAPI's native telemetry (in recent releases, e.g. 0.165) looks for OpenTelemetry providers
 # on every request (environment and provider lookups: about 3% of a prediction's CPU time,
 # measured); the API has its own Prometheus metrics (`serving.metrics`), so it is turned off.
 _NO_NATIVE_TELEMETRY = (
