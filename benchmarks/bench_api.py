@@ -202,7 +202,9 @@ def server(
         ]
     log_path = workdir / f"server-{kind}-{port}.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # From ROOT: `python -c` puts the working directory first on sys.path, so a run from
+        # another checkout would otherwise serve that checkout's code.
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while True:

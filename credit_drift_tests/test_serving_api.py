@@ -323,7 +323,8 @@ def test_an_unexpected_error_is_a_logged_500_without_a_prediction(
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    client.app.state.service.log = broken
+    # The prediction's log write fails with an error that is not an outage.
+    client.app.state.service.group_commit.write = broken
     response = client.post("/predict", json=application(trained_model.pool))
     assert response.status_code == 500
     assert response.json()["request_id"] == response.headers["x-request-id"]
@@ -393,3 +394,58 @@ def test_hostile_bodies_get_a_bounded_4xx(sqlite_url, make_client, trained_model
         )
         assert split.status_code == 422, split.text
     assert count(sqlite_url, "predictions") == 0
+
+
+def test_single_predictions_answer_alike_on_the_event_loop_and_in_the_thread_pool(
+    db_url,
+    make_client,
+    trained_model,  # noqa: F811
+):
+    """`POST /predict` scores a small body on the event loop (`loop_body_bytes`); a larger one,
+    one with an Idempotency-Key, or every one when `loop_body_bytes` is 0, in the thread pool.
+    Both give the same answer and the same logged row."""
+    on_loop = make_client(db_url)
+    in_pool = make_client(db_url, config=ServingConfig(loop_body_bytes=0))
+    awaited: list[int] = []
+    for client in (on_loop, in_pool):
+        group_commit = client.app.state.service.group_commit
+        commit_async = group_commit.commit_async
+
+        async def spy(*args, _commit=commit_async, _client=client, **kwargs):
+            awaited.append(id(_client))
+            await _commit(*args, **kwargs)
+
+        group_commit.commit_async = spy
+    limit = on_loop.app.state.service.config.loop_body_bytes
+    answers = {}
+    for k in range(3):
+        body = json.dumps(application(trained_model.pool, k)).encode()
+        padded = body + b" " * (limit + 1 - len(body))  # still one valid application
+        for name, client, content, headers in (
+            ("loop", on_loop, body, {}),
+            ("large", on_loop, padded, {}),
+            ("keyed", on_loop, body, {"Idempotency-Key": f"key-{k}"}),
+            ("pool", in_pool, body, {}),
+        ):
+            response = client.post(
+                "/predict", content=content, headers={"Content-Type": "application/json", **headers}
+            )
+            assert response.status_code == 200, (name, response.text)
+            answers[name, k] = response.json()
+    # Only the small unkeyed bodies of the default app awaited their commit on the loop.
+    assert awaited == [id(on_loop)] * 3
+    stored = {
+        r.request_id: r
+        for r in rows(db_url, "SELECT request_id, probability, decision FROM predictions")
+    }
+    assert len(stored) == 12
+    for k in range(3):
+        first = answers["loop", k]
+        for name in ("large", "keyed", "pool"):
+            other = answers[name, k]
+            assert other["request_id"] != first["request_id"]
+            for field in ("probability", "decision", "threshold", "model_version"):
+                assert other[field] == first[field], (name, field)
+        for name in ("loop", "large", "keyed", "pool"):
+            row = stored[answers[name, k]["request_id"]]
+            assert row.probability == first["probability"] and row.decision == first["decision"]

@@ -4,8 +4,11 @@ neighbours; an outage during a group fails every member and writes nothing of it
 and PostgreSQL, real threads; the service's own group write is only held at its start, so that
 the test knows which requests share a group."""
 
+import asyncio
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -250,3 +253,186 @@ def test_concurrent_http_requests_each_get_their_own_logged_row(
         assert logged[answer["request_id"]] == pytest.approx(answer["probability"], rel=1e-12)
     stats = app.state.service.group_commit
     assert stats.grouped_requests == n_clients * per_client
+
+
+# -- requests awaited on an event loop (`commit_async`: the API's single predictions) -----------
+@contextlib.contextmanager
+def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in its own thread, as uvicorn's is in an API worker."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _log_on(loop, service: ScoringService, pool, i: int, rid: str):
+    """Score application i on `loop` and await its log row there (as `POST /predict` does);
+    a concurrent future of the answers or the exception raised."""
+
+    async def log():
+        try:
+            return await service.score_and_log_async(application(pool, i), request_id=rid)
+        except Exception as exc:  # noqa: BLE001 - the test looks at what each request got
+            return exc
+
+    return asyncio.run_coroutine_threadsafe(log(), loop)
+
+
+def _queued(service: ScoringService, n: int) -> bool:
+    return wait_until(lambda: len(service.group_commit._queue) == n)
+
+
+def test_requests_awaited_on_an_event_loop_share_one_transaction(
+    db_url,
+    trained_model,  # noqa: F811
+):
+    service = _service(db_url, trained_model)
+    held = _hold(service, 1)
+    pool = trained_model.pool
+    with _event_loop() as loop, ThreadPoolExecutor(1) as threads:
+        first = threads.submit(_log, service, pool, 0, "first")
+        assert held.arrived[0].wait(30)
+        waiting = [_log_on(loop, service, pool, k + 1, f"r-{k}") for k in range(N)]
+        assert _queued(service, N)
+        held.go[0].set()
+        results = [f.result(timeout=60) for f in waiting]
+        assert not isinstance(first.result(timeout=60), Exception)
+    assert held.sizes == [1, N]
+    logged = _logged(db_url)
+    assert len(logged) == N + 1 == count(db_url, "predictions")
+    for k, scored in enumerate(results):
+        assert scored.request_ids == [f"r-{k}"]
+        assert logged[f"r-{k}"] == pytest.approx(float(scored.probability[0]), rel=1e-12)
+    assert not service.group_commit._leading and not service.group_commit._queue
+
+
+def test_the_lead_passes_between_request_threads_and_the_writer_thread(
+    db_url,
+    trained_model,  # noqa: F811
+):
+    """Groups of 4 rows: [loop x4] [thread x4] [loop x4] queued behind a held first write. The
+    first (a thread) hands the next group to the writer thread, which hands the one after to
+    a request thread, which hands the last back to the writer."""
+    service = _service(db_url, trained_model)
+    held = HeldWrite(service, 1)
+    service.group_commit = GroupCommit(service.gate, held, max_rows=4)
+    pool = trained_model.pool
+    with _event_loop() as loop, ThreadPoolExecutor(5) as threads:
+        first = threads.submit(_log, service, pool, 0, "first")
+        assert held.arrived[0].wait(30)
+        waiting = []
+        for k in range(12):
+            rid = f"r-{k}"
+            if 4 <= k < 8:
+                waiting.append(threads.submit(_log, service, pool, k + 1, rid))
+            else:
+                waiting.append(_log_on(loop, service, pool, k + 1, rid))
+            assert _queued(service, k + 1)  # queued in this order
+        held.go[0].set()
+        results = [f.result(timeout=60) for f in waiting]
+        assert not isinstance(first.result(timeout=60), Exception)
+    assert held.sizes == [1, 4, 4, 4]
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert set(_logged(db_url)) == {"first"} | {f"r-{k}" for k in range(12)}
+    assert not service.group_commit._leading
+
+
+def test_an_outage_fails_every_request_awaited_on_a_loop_and_writes_nothing(
+    db_url,
+    trained_model,  # noqa: F811
+):
+    service = _service(db_url, trained_model, database_timeout_seconds=1.5)
+    held = _hold(service, 2)
+    pool = trained_model.pool
+    with _event_loop() as loop, ThreadPoolExecutor(1) as threads:
+        first = threads.submit(_log, service, pool, 0, "first")
+        assert held.arrived[0].wait(30)
+        waiting = [_log_on(loop, service, pool, k + 1, f"r-{k}") for k in range(N)]
+        assert _queued(service, N)
+        held.go[0].set()
+        assert held.arrived[1].wait(30)  # the group of N is about to be written
+        release = _hold_the_write_lock(db_url)
+        try:
+            held.go[1].set()
+            results = [f.result(timeout=60) for f in waiting]
+        finally:
+            release()
+        assert not isinstance(first.result(timeout=60), Exception)
+        assert held.sizes == [1, N]
+        assert all(isinstance(r, DatabaseUnavailable) for r in results), results
+        assert set(_logged(db_url)) == {"first"}
+        # The database is back: the next request awaited on the loop is written.
+        after = _log_on(loop, service, pool, 1, "after").result(timeout=60)
+    assert not isinstance(after, Exception), after
+    assert set(_logged(db_url)) == {"first", "after"}
+
+
+def test_a_request_awaited_on_a_loop_stops_waiting_at_its_bound(
+    db_url,
+    trained_model,  # noqa: F811
+    monkeypatch,
+):
+    """A writer stuck beyond every database bound (a hung write the gate cannot cut short):
+    the request awaited on the loop answers DatabaseUnavailable at its own bound, without
+    blocking the loop; once the writer is free, the queue drains and the next request is
+    written."""
+    service = _service(db_url, trained_model)
+    service.gate.timeout_seconds = 0.5  # after the migration: the waiters' bound is 2.5 s
+    stuck, unstuck = threading.Event(), threading.Event()
+    run = service.group_commit._run
+
+    def hung_run(payloads) -> None:
+        if not stuck.is_set():
+            stuck.set()
+            assert unstuck.wait(60)
+        run(payloads)
+
+    monkeypatch.setattr(service.group_commit, "_run", hung_run)
+    pool = trained_model.pool
+    with _event_loop() as loop:
+        waiting = _log_on(loop, service, pool, 0, "stuck")
+        assert stuck.wait(30)
+        late = _log_on(loop, service, pool, 1, "late")
+        # The loop stays free meanwhile: it answers other work at once.
+        assert asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(5) is None
+        result = late.result(timeout=30)
+        assert isinstance(result, DatabaseUnavailable), result
+        assert "no answer before its group was written" in str(result)
+        result = waiting.result(timeout=30)
+        assert isinstance(result, DatabaseUnavailable), result
+        assert "no answer while its group was written" in str(result)
+        unstuck.set()
+        assert not isinstance(_log_on(loop, service, pool, 2, "next").result(30), Exception)
+    # "late" gave up while still queued: it was taken out of the queue and never written.
+    # "stuck" gave up while its group was being written, which then committed (the case
+    # `serving.idempotency`'s safe retries are for).
+    assert set(_logged(db_url)) == {"stuck", "next"}
+
+
+def test_a_cancelled_request_leaves_its_row_to_be_written_and_the_queue_moving(
+    db_url,
+    trained_model,  # noqa: F811
+):
+    service = _service(db_url, trained_model)
+    held = _hold(service, 1)
+    pool = trained_model.pool
+    with _event_loop() as loop, ThreadPoolExecutor(1) as threads:
+        first = threads.submit(_log, service, pool, 0, "first")
+        assert held.arrived[0].wait(30)
+        cancelled = _log_on(loop, service, pool, 1, "cancelled")
+        assert _queued(service, 1)
+        cancelled.cancel()  # the coroutine's task is cancelled on the loop
+        others = [_log_on(loop, service, pool, k + 2, f"r-{k}") for k in range(3)]
+        assert _queued(service, 4)
+        held.go[0].set()
+        results = [f.result(timeout=60) for f in others]
+        assert not isinstance(first.result(timeout=60), Exception)
+    assert not any(isinstance(r, Exception) for r in results), results
+    # Like a waiter that gave up after its group was taken, its row may still be committed.
+    assert set(_logged(db_url)) == {"first", "cancelled", "r-0", "r-1", "r-2"}
+    assert held.sizes == [1, 4]

@@ -76,6 +76,7 @@ async def lifespan(app: FastAPI):
     )
     yield
     await run_in_threadpool(writer.close, service.config.shutdown_flush_seconds)
+    service.group_commit.close()
     service.gate.close()
 
 

@@ -12,6 +12,14 @@ members and hands the lead to the oldest request still queued, which writes the 
 everything that arrived meanwhile. Nobody waits on a timer: a group is written as soon as the
 previous one finished, so a lone request is written at once and groups grow with the load.
 
+Callers on an event loop (`commit_async`: the API's single predictions) wait without a thread
+of their own, on a future of their loop. They never lead: while such requests head the queue,
+their groups are written by the group commit's writer thread (one, started when needed), which
+goes on writing groups as long as the next request in the queue is an event loop's and hands the
+lead back to a request thread otherwise. Per request that saves the two thread handoffs of the
+thread pool (measured: about a third of a single prediction's CPU time at concurrency 32).
+A cancelled waiter leaves its rows to be written, as a waiter that gave up does.
+
 Failures:
 - an outage during a group (unreachable, timed out, read-only: `DatabaseUnavailable`) fails
   every member (503) and, the group being one transaction, nothing of it is written;
@@ -25,10 +33,13 @@ Failures:
   `DatabaseGate` call may; see `serving.idempotency` for safe retries).
 """
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +64,28 @@ class _Entry(Generic[P]):
     lead: bool = False
     finished: bool = False
     error: BaseException | None = None
+    # Set for a caller on an event loop (`commit_async`), woken through its loop.
+    future: "asyncio.Future[None] | None" = None
+
+
+def _resolve(futures: list["asyncio.Future[None]"]) -> None:
+    for future in futures:
+        if not future.done():  # a cancelled waiter's future is done already
+            future.set_result(None)
+
+
+def _wake(entries: list["_Entry[Any]"]) -> None:
+    """Wake waiting entries: a thread's event, or its loop's future (one call per loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for entry in entries:
+        if entry.future is None:
+            entry.done.set()
+        else:
+            by_loop.setdefault(entry.future.get_loop(), []).append(entry.future)
+    for loop, futures in by_loop.items():
+        # A closed loop raises RuntimeError: nobody awaits its futures any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, futures)
 
 
 class GroupCommit(Generic[P]):
@@ -82,6 +115,7 @@ class GroupCommit(Generic[P]):
         self._lock = threading.Lock()
         self._queue: deque[_Entry[P]] = deque()
         self._leading = False
+        self._writer: ThreadPoolExecutor | None = None
         # What the tests and /metrics-minded readers can look at: groups written, their rows.
         self.groups = 0
         self.grouped_requests = 0
@@ -103,6 +137,31 @@ class GroupCommit(Generic[P]):
         if entry.error is not None:
             raise entry.error
 
+    async def commit_async(self, payload: P, n_rows: int, key: Any = None) -> None:
+        """`commit` for a caller on an event loop: it awaits its commit without a thread of
+        its own (see the module's docstring)."""
+        loop = asyncio.get_running_loop()
+        entry = _Entry(payload, n_rows, key, time.monotonic(), future=loop.create_future())
+        with self._lock:
+            self._queue.append(entry)
+            if not self._leading:
+                self._leading = True
+                self._start_writer()
+        timeout = self.gate.timeout_seconds
+        if timeout is None:
+            await entry.future
+        else:
+            # The same bound as `_wait`'s; the timer resolves the future as a wake would.
+            timer = loop.call_later(3 * timeout + _SLACK_SECONDS, _resolve, [entry.future])
+            try:
+                await entry.future
+            finally:
+                timer.cancel()
+            if not entry.finished:
+                self._give_up(entry, timeout)
+        if entry.error is not None:
+            raise entry.error
+
     def _wait(self, entry: _Entry[P]) -> None:
         timeout = self.gate.timeout_seconds
         if timeout is None:
@@ -112,6 +171,9 @@ class GroupCommit(Generic[P]):
         # failure (T).
         if entry.done.wait(3 * timeout + _SLACK_SECONDS):
             return
+        self._give_up(entry, timeout)
+
+    def _give_up(self, entry: _Entry[P], timeout: float) -> None:
         with self._lock:
             if entry.lead or entry.finished:
                 return  # woken just now
@@ -131,7 +193,9 @@ class GroupCommit(Generic[P]):
     # -- the leader's side -----------------------------------------------------------------------
     def _take(self) -> list[_Entry[P]]:
         """The next group: the oldest queued entry and the following ones of its key, up to
-        `max_rows` rows (under the lock)."""
+        `max_rows` rows (under the lock; empty when the queue is)."""
+        if not self._queue:
+            return []
         first = self._queue[0]
         group: list[_Entry[P]] = []
         rows = 0
@@ -150,21 +214,69 @@ class GroupCommit(Generic[P]):
         return group
 
     def _lead(self) -> None:
+        """A request thread's turn as the leader: write one group, then pass the lead on."""
         with self._lock:
             group = self._take()
         try:
             self._write_group(group)
         finally:
             with self._lock:
-                for entry in group:
-                    entry.finished = True
-                    entry.done.set()
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.lead = True
-                    successor.done.set()
-                else:
-                    self._leading = False
+                if self._finish(group):
+                    self._start_writer()
+
+    def _write_queued(self) -> None:
+        """The writer thread's turn: write the next group and pass the lead on."""
+        with self._lock:
+            group = self._take()
+        try:
+            self._write_group(group)
+        finally:
+            with self._lock:
+                if self._finish(group):
+                    self._start_writer()
+
+    def _finish(self, group: list[_Entry[P]]) -> bool:
+        """Under the lock, after a group's write: wake its members and pass the lead on.
+        True when an event loop's request heads the queue (the writer thread writes next)."""
+        for entry in group:
+            entry.finished = True
+        if self._queue and self._queue[0].future is None:
+            successor = self._queue[0]
+            successor.lead = True
+            _wake([*group, successor])
+            return False
+        _wake(group)
+        if not self._queue:
+            self._leading = False
+            return False
+        return True
+
+    def _start_writer(self) -> None:
+        """Under the lock: the writer thread writes the next group, once the loop of the
+        request heading the queue has run what it has ready (requests arriving meanwhile,
+        parsed and scored there, join that group rather than the one after)."""
+        head = self._queue[0].future
+        if head is not None:
+            try:
+                head.get_loop().call_soon_threadsafe(self._submit_writer)
+                return
+            except RuntimeError:  # its loop is closed: no point waiting for it
+                pass
+        self._submit_writer()
+
+    def _submit_writer(self) -> None:
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
+            writer = self._writer
+        writer.submit(self._write_queued)
+
+    def close(self) -> None:
+        """Stop the writer thread once it has written what is queued."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=False)
 
     def _run(self, payloads: list[P]) -> None:
         """One bounded write; it rolls back rather than commit after its caller gave up."""

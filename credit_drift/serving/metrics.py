@@ -19,6 +19,7 @@ and at scrape time for workers that died without exiting cleanly.
 """
 
 import atexit
+import collections
 import functools
 import glob
 import os
@@ -255,11 +256,20 @@ def _start_queue_sampler(writer: Any) -> None:
 
 def instrument_service(service: Any) -> None:
     """Count the service's scored applications by decision, their probabilities, and the
-    prediction writes refused by an unreachable database (wraps `score_and_log`)."""
+    prediction writes refused by an unreachable database (wraps `score_and_log` and
+    `score_and_log_async`)."""
     from credit_drift.serving.database import DatabaseUnavailable
 
     score_and_log = service.score_and_log
+    score_and_log_async = service.score_and_log_async
     m = api_metrics()
+
+    def count(scored: Any) -> Any:
+        for decision, n in collections.Counter(scored.decision.tolist()).items():
+            m.predictions.labels(str(decision)).inc(n)
+        for p in scored.probability.tolist():
+            m.probability.observe(p)
+        return scored
 
     def counted(*args, **kwargs):
         try:
@@ -267,13 +277,18 @@ def instrument_service(service: Any) -> None:
         except DatabaseUnavailable:
             m.db_write_failures.labels("predictions").inc()
             raise
-        for decision in set(scored.decision.tolist()):
-            m.predictions.labels(str(decision)).inc(int((scored.decision == decision).sum()))
-        for p in scored.probability.tolist():
-            m.probability.observe(p)
-        return scored
+        return count(scored)
+
+    async def counted_async(*args, **kwargs):
+        try:
+            scored = await score_and_log_async(*args, **kwargs)
+        except DatabaseUnavailable:
+            m.db_write_failures.labels("predictions").inc()
+            raise
+        return count(scored)
 
     service.score_and_log = counted
+    service.score_and_log_async = counted_async
 
 
 def _mark_dead_at_exit() -> None:

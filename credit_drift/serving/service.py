@@ -138,12 +138,34 @@ class ScoringService:
         `{"columns", "data"}`), score them, log them; raises RequestRejected (bad input) or
         DatabaseUnavailable (nothing logged, nothing answered). `same_transaction(conn,
         answers)` runs in the transaction that logs them (see `log`)."""
+        scored, rows = self._score(items, request_id, batch, numbers_only, same_transaction)
+        self.group_commit.commit(rows, len(scored), key=rows.source)
+        return scored
+
+    async def score_and_log_async(
+        self, item: Any, *, request_id: str, numbers_only: bool = False
+    ) -> ScoredBatch:
+        """`score_and_log` of one application for a caller on an event loop: validated and
+        scored on the loop (a fraction of a millisecond), its log row awaited in the group
+        commit without a thread of its own."""
+        scored, rows = self._score([item], request_id, False, numbers_only, None)
+        await self.group_commit.commit_async(rows, len(scored), key=rows.source)
+        return scored
+
+    def _score(
+        self,
+        items: Sequence[Any] | dict,
+        request_id: str,
+        batch: bool,
+        numbers_only: bool,
+        same_transaction: "Callable[[Connection, ScoredBatch], None] | None",
+    ) -> "tuple[ScoredBatch, _Rows]":
         t0 = time.perf_counter()
         valid = self.validate(items, batch=batch, numbers_only=numbers_only)
         proba = self.predict(valid.matrix)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         ids = [request_id] if not batch else [f"{request_id}-{k}" for k in range(len(valid))]
-        return self.log(
+        return self._rows(
             valid.matrix,
             valid.categorical,
             proba,
@@ -174,6 +196,35 @@ class ScoringService:
         `application_ids`: one id (or None) per row, or None. `same_transaction(conn, answers)`
         runs first in that transaction with the answers about to be returned (the API stores an
         idempotency key's answer there); if it raises, nothing is logged."""
+        scored, rows = self._rows(
+            matrix,
+            categorical,
+            proba,
+            request_ids,
+            created_at,
+            inference_time_ms,
+            source=source,
+            same_transaction=same_transaction,
+            application_ids=application_ids,
+        )
+        # Committed with the rows of concurrent requests, in one transaction (group commit).
+        self.group_commit.commit(rows, len(scored), key=source)
+        return scored
+
+    def _rows(
+        self,
+        matrix: np.ndarray,
+        categorical: Sequence[dict[str, str] | None] | None,
+        proba: np.ndarray,
+        request_ids: Sequence[str],
+        created_at: Sequence[dt.datetime] | None,
+        inference_time_ms: float,
+        *,
+        source: str,
+        same_transaction: "Callable[[Connection, ScoredBatch], None] | None",
+        application_ids: Sequence[str | int | None] | None,
+    ) -> "tuple[ScoredBatch, _Rows]":
+        """The answers and the rows to log of `log`'s arguments."""
         n = matrix.shape[0]
         decision = self.decide(proba)
         per_row = inference_time_ms / max(n, 1)
@@ -197,9 +248,7 @@ class ScoringService:
         rows = _Rows(
             matrix, cats, proba, decision, ids, stamps, per_row, source, hook, application_ids
         )
-        # Committed with the rows of concurrent requests, in one transaction (group commit).
-        self.group_commit.commit(rows, n, key=source)
-        return scored
+        return scored, rows
 
     def _write_rows(
         self, engine: Engine, groups: Sequence["_Rows"], before_commit: Callable[[], None]

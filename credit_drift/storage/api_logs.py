@@ -2,7 +2,7 @@
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import pandas as pd
 import sqlalchemy as sa
@@ -40,12 +40,16 @@ class ApiLogRow:
     client: str | None = None
 
 
+_FIELDS = tuple(f.name for f in fields(ApiLogRow))
+
+
 def insert_api_logs(engine: Engine, rows: Sequence[ApiLogRow]) -> int:
     """Write several entries in one transaction (e.g. a background writer's batch)."""
     if not rows:
         return 0
     with engine.begin() as conn:
-        conn.execute(api_logs.insert(), [asdict(r) for r in rows])
+        # Shallow, field by field: `asdict` deep-copies every value.
+        conn.execute(api_logs.insert(), [{f: getattr(r, f) for f in _FIELDS} for r in rows])
     return len(rows)
 
 
