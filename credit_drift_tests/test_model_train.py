@@ -155,6 +155,35 @@ def test_scoring_equals_lightgbm_on_the_model_frame(trained, pool):
     np.testing.assert_array_equal(trained.predict_proba(shuffled), trained.predict_proba(pool))
 
 
+def test_single_rows_score_bit_identical_through_the_fast_path(trained, pool):
+    """One row on one thread goes through LightGBM's single-row fast path
+    (`model.single_row`); it must give Booster.predict's probabilities bit for bit, missing
+    values and categorical codes included, with or without a best iteration."""
+    from credit_drift.model.single_row import SingleRowPredictor
+
+    matrix = trained.schema.pack_frame(pool.iloc[:300])[0]
+    matrix[::7, ::5] = np.nan  # missing values, too
+    expected = trained.booster.predict(matrix, num_threads=1)
+    single = np.array(
+        [trained.predict_matrix(matrix[i : i + 1], num_threads=1)[0] for i in range(300)]
+    )
+    assert trained._single_row is not None  # the fast path was taken
+    np.testing.assert_array_equal(single, expected)
+    # A booster with a best iteration: Booster.predict uses it by default, and so must the path.
+    booster = trained.booster
+    best = booster.best_iteration
+    booster.best_iteration = max(1, booster.current_iteration() // 2)
+    try:
+        fast = SingleRowPredictor(booster)
+        truncated = booster.predict(matrix, num_threads=1)
+        assert not np.array_equal(truncated, expected)
+        np.testing.assert_array_equal([fast.predict(row) for row in matrix], truncated)
+    finally:
+        booster.best_iteration = best
+    with pytest.raises(ValueError, match="contiguous float64"):
+        fast.predict(matrix[0, :10].copy())
+
+
 def test_changing_the_threshold_changes_the_version(trained, tmp_path):
     other = trained.with_threshold(trained.threshold + 0.01)
     assert other.version != trained.version

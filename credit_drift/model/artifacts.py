@@ -45,6 +45,7 @@ import pandas as pd
 
 from credit_drift.errors import CreditDriftError
 from credit_drift.features import FeatureSchema
+from credit_drift.model.single_row import SingleRowPredictor
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,10 @@ class ModelArtifacts:
     #: The held-out split's probabilities and outcomes (None: trained before they were kept).
     holdout: HoldOut | None = field(default=None, repr=False)
     _names_index: pd.Index = field(init=False, repr=False)
+    # LightGBM's fast path for one row on one thread, made on first use.
+    _single_row: SingleRowPredictor | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_names_index", pd.Index(self.schema.names))
@@ -273,6 +278,13 @@ class ModelArtifacts:
             )
         if matrix.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
+        if matrix.shape[0] == 1 and num_threads == 1:
+            # One application (the API's POST /predict): bit-identical, without the per-call
+            # set-up of Booster.predict (see `model.single_row`).
+            if self._single_row is None:
+                object.__setattr__(self, "_single_row", SingleRowPredictor(self.booster))
+            row = np.ascontiguousarray(matrix[0])
+            return np.array([self._single_row.predict(row)], dtype=np.float64)
         return np.asarray(self.booster.predict(matrix, num_threads=num_threads), dtype=np.float64)
 
     def contributions(self, matrix: np.ndarray, num_threads: int = 0) -> np.ndarray:

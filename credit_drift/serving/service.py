@@ -142,13 +142,11 @@ class ScoringService:
         self.group_commit.commit(rows, len(scored), key=rows.source)
         return scored
 
-    async def score_and_log_async(
-        self, item: Any, *, request_id: str, numbers_only: bool = False
-    ) -> ScoredBatch:
+    async def score_and_log_async(self, item: Any, *, request_id: str) -> ScoredBatch:
         """`score_and_log` of one application for a caller on an event loop: validated and
         scored on the loop (a fraction of a millisecond), its log row awaited in the group
         commit without a thread of its own."""
-        scored, rows = self._score([item], request_id, False, numbers_only, None)
+        scored, rows = self._score([item], request_id, False, False, None)
         await self.group_commit.commit_async(rows, len(scored), key=rows.source)
         return scored
 

@@ -145,9 +145,7 @@ async def answer_single(service: ScoringService, body: bytes, rid: str) -> bytes
     parsing, validation and scoring take a fraction of a millisecond, and the request awaits
     its group commit without holding a thread (see `GroupCommit.commit_async`)."""
     item = _single_item(body)
-    scored = await service.score_and_log_async(
-        item, request_id=rid, numbers_only=body_has_only_numbers(body, item)
-    )
+    scored = await service.score_and_log_async(item, request_id=rid)
     return orjson.dumps(answers(service, scored)[0])
 
 
@@ -167,7 +165,6 @@ def handle_single(
             [item],
             request_id=rid,
             batch=False,
-            numbers_only=body_has_only_numbers(body, item),
             same_transaction=same_transaction,
         ),
     )
@@ -254,6 +251,16 @@ async def answer_many(
     return Response(content, media_type=JSON, headers=REPLAYED if replayed else None)
 
 
+def split_has_only_numbers(body: bytes, items: Any) -> bool:
+    """The numbers-only hint (`body_has_only_numbers`) for a batch in the split layout only.
+    Scanning a body costs about as much per byte as the type check it saves costs per value,
+    and an application sent as a JSON object carries its feature names with every value: on
+    2 cores (AMD EPYC), 7 ms of scan saved 12.6 ms of checks for a split batch of 1,000
+    applications, but 42 ms of scan saved 12 ms for the same as JSON objects, and 44 us
+    saved 14 us for one application (`POST /predict` therefore never scans)."""
+    return isinstance(items, dict) and body_has_only_numbers(body, items)
+
+
 def handle_batch(
     service: ScoringService,
     config: ServingConfig,
@@ -306,7 +313,7 @@ def handle_batch(
             items,
             request_id=rid,
             batch=True,
-            numbers_only=body_has_only_numbers(body, items),
+            numbers_only=split_has_only_numbers(body, items),
             same_transaction=same_transaction,
         ),
     )
