@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import make_url
 from credit_drift.serving.app import create_app
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.database import DatabaseUnavailable
-from credit_drift.serving.group_commit import GroupCommit
+from credit_drift.serving.group_commit import GroupCommit, _Entry
 from credit_drift.serving.service import ScoringService
 from credit_drift.storage.db import make_engine
 from credit_drift.storage.idempotency import IdempotencyKeyTaken, record_answer
@@ -436,3 +437,25 @@ def test_a_cancelled_request_leaves_its_row_to_be_written_and_the_queue_moving(
     # Like a waiter that gave up after its group was taken, its row may still be committed.
     assert set(_logged(db_url)) == {"first", "cancelled", "r-0", "r-1", "r-2"}
     assert held.sizes == [1, 4]
+
+
+def test_a_request_of_a_closed_loop_heading_the_queue_is_still_written(
+    db_url,
+    trained_model,  # noqa: F811
+):
+    """The writer is scheduled through the loop of the request heading the queue; when that
+    loop is closed (an API worker shutting down), it is started directly instead."""
+    service = _service(db_url, trained_model)
+    group_commit = service.group_commit
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()
+    loop.close()
+    _, payload = service._score([application(trained_model.pool, 0)], "orphan", False, False, None)
+    entry = _Entry(payload, 1, payload.source, time.monotonic(), future=future)
+    with group_commit._lock:
+        group_commit._queue.append(entry)
+        group_commit._leading = True
+        group_commit._start_writer()
+    assert wait_until(lambda: not group_commit._leading)
+    assert entry.finished and entry.error is None
+    assert set(_logged(db_url)) == {"orphan"}

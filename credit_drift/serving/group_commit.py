@@ -14,10 +14,11 @@ previous one finished, so a lone request is written at once and groups grow with
 
 Callers on an event loop (`commit_async`: the API's single predictions) wait without a thread
 of their own, on a future of their loop. They never lead: while such requests head the queue,
-their groups are written by the group commit's writer thread (one, started when needed), which
-goes on writing groups as long as the next request in the queue is an event loop's and hands the
-lead back to a request thread otherwise. Per request that saves the two thread handoffs of the
-thread pool (measured: about a third of a single prediction's CPU time at concurrency 32).
+their groups are written by the group commit's writer thread (one per process, started when
+needed). After each group it writes, the lead goes to the next request thread heading the queue,
+or, when an event loop's request heads it, back to the writer, scheduled through that loop so
+that the requests the loop has ready join the group first. Per request that saves the thread
+pool's two handoffs (measured at concurrency 32: about 0.3 ms of a 1.2 ms request's CPU).
 A cancelled waiter leaves its rows to be written, as a waiter that gave up does.
 
 Failures:
@@ -262,14 +263,18 @@ class GroupCommit(Generic[P]):
                 return
             except RuntimeError:  # its loop is closed: no point waiting for it
                 pass
-        self._submit_writer()
+        self._writer_pool().submit(self._write_queued)
 
     def _submit_writer(self) -> None:
         with self._lock:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
-            writer = self._writer
+            writer = self._writer_pool()
         writer.submit(self._write_queued)
+
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        """Under the lock: the writer thread's executor (made on first use)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
+        return self._writer
 
     def close(self) -> None:
         """Stop the writer thread once it has written what is queued."""
