@@ -215,18 +215,8 @@ class GroupCommit(Generic[P]):
         return group
 
     def _lead(self) -> None:
-        """A request thread's turn as the leader: write one group, then pass the lead on."""
-        with self._lock:
-            group = self._take()
-        try:
-            self._write_group(group)
-        finally:
-            with self._lock:
-                if self._finish(group):
-                    self._start_writer()
-
-    def _write_queued(self) -> None:
-        """The writer thread's turn: write the next group and pass the lead on."""
+        """A turn as the leader (a request thread's, or the writer thread's): write one
+        group, then pass the lead on."""
         with self._lock:
             group = self._take()
         try:
@@ -263,12 +253,12 @@ class GroupCommit(Generic[P]):
                 return
             except RuntimeError:  # its loop is closed: no point waiting for it
                 pass
-        self._writer_pool().submit(self._write_queued)
+        self._writer_pool().submit(self._lead)
 
     def _submit_writer(self) -> None:
         with self._lock:
             writer = self._writer_pool()
-        writer.submit(self._write_queued)
+        writer.submit(self._lead)
 
     def _writer_pool(self) -> ThreadPoolExecutor:
         """Under the lock: the writer thread's executor (made on first use)."""
