@@ -55,6 +55,12 @@ P = TypeVar("P")
 _SLACK_SECONDS = 1.0
 
 
+def _waiter_bound(timeout: float) -> float:
+    """How long a request waits for its commit, a thread's or a loop's: queued at most T,
+    then its group's write (T) and its own write after a poison failure (T), plus slack."""
+    return 3 * timeout + _SLACK_SECONDS
+
+
 @dataclass(eq=False)
 class _Entry(Generic[P]):
     payload: P
@@ -153,7 +159,7 @@ class GroupCommit(Generic[P]):
             await entry.future
         else:
             # The same bound as `_wait`'s; the timer resolves the future as a wake would.
-            timer = loop.call_later(3 * timeout + _SLACK_SECONDS, _resolve, [entry.future])
+            timer = loop.call_later(_waiter_bound(timeout), _resolve, [entry.future])
             try:
                 await entry.future
             finally:
@@ -168,9 +174,7 @@ class GroupCommit(Generic[P]):
         if timeout is None:
             entry.done.wait()
             return
-        # Queued at most T, then its group's write (T) and its own write after a poison
-        # failure (T).
-        if entry.done.wait(3 * timeout + _SLACK_SECONDS):
+        if entry.done.wait(_waiter_bound(timeout)):
             return
         self._give_up(entry, timeout)
 
@@ -186,7 +190,7 @@ class GroupCommit(Generic[P]):
             entry.finished = True
         where = "before its group was written" if queued else "while its group was written"
         entry.error = DatabaseUnavailable(
-            f"group commit: no answer {where} within {3 * timeout + _SLACK_SECONDS:g} s",
+            f"group commit: no answer {where} within {_waiter_bound(timeout):g} s",
             self.gate.retry_seconds,
             f"database did not answer within {timeout:g} s",
         )
