@@ -2,6 +2,7 @@
 as `credit-drift serve` starts it: predictions logged, api_logs flushed on shutdown, the API key
 enforced and never printed."""
 
+import gc
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import httpx
 import pytest
 
+from credit_drift.serving.app import app_from_env
 from credit_drift_tests.test_serving_support import (
     API_KEY,
     application,
@@ -117,3 +119,24 @@ def test_a_missing_model_stops_start_up_with_a_clear_error(tmp_path, sqlite_url)
     )
     assert proc.returncode != 0
     assert "no-model" in proc.stderr and "credit-drift train" in proc.stderr
+
+
+def test_a_worker_process_freezes_its_start_up_objects(
+    monkeypatch,
+    trained_model,  # noqa: F811
+    sqlite_url,
+    tmp_path,
+):
+    # What each uvicorn worker builds (`--factory ...:app_from_env`): after it, the objects of
+    # start-up (the model among them) are out of the collector's generations.
+    monkeypatch.setenv("CREDIT_DRIFT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CREDIT_DRIFT_ARTIFACTS_DIR", str(trained_model.artifacts_dir))
+    gc.unfreeze()
+    try:
+        app = app_from_env()
+        assert gc.get_freeze_count() > 10_000
+        booster = app.state.service.artifacts.booster
+        assert not any(booster is o for o in gc.get_objects())  # frozen: in no generation
+    finally:
+        gc.unfreeze()

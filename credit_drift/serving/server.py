@@ -49,9 +49,11 @@ def run_server(
         timeout_graceful_shutdown=10,
     )
     if workers == 1:
-        from credit_drift.serving.app import create_app
+        from credit_drift.serving.app import create_app, freeze_startup_objects
 
-        uvicorn.run(create_app(settings), **common)
+        app = create_app(settings)
+        freeze_startup_objects()
+        uvicorn.run(app, **common)
         return
     # Fail here, once and readably, rather than in every worker's traceback.
     from credit_drift.model.artifacts import load_artifacts
