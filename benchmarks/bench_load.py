@@ -86,6 +86,20 @@ class Step:
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000
 
 
+@dataclass(frozen=True)
+class _Load:
+    """One step's requests: `n_requests` of `bodies` (in turn) to `path`, over `concurrency`
+    connections, within `time_cap_s`; a body holds `per_body` applications."""
+
+    port: int
+    path: str
+    bodies: Sequence[bytes]
+    per_body: int
+    n_requests: int
+    concurrency: int
+    time_cap_s: float
+
+
 def _send(
     port: int,
     path: str,
@@ -99,14 +113,13 @@ def _send(
 ) -> None:
     """`concurrency` connections with keep-alive share `n_requests` requests: coroutines of one
     event loop (`client="asyncio"`, the default) or threads with `http.client` ("threads")."""
+    load = _Load(port, path, bodies, per_body, n_requests, concurrency, time_cap_s)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     if client == "threads":
-        _send_threads(port, path, bodies, per_body, n_requests, concurrency, step, time_cap_s)
+        _send_threads(load, step)
     else:
-        asyncio.run(
-            _send_asyncio(port, path, bodies, per_body, n_requests, concurrency, step, time_cap_s)
-        )
+        asyncio.run(_send_asyncio(load, step))
     step.wall_s = time.perf_counter() - t0
     step.client_cpu_s = time.process_time() - cpu0
 
@@ -127,33 +140,24 @@ def _acknowledge(step: Step, status: int, data: bytes, per_body: int) -> None:
         step.other_errors += per_body
 
 
-async def _send_asyncio(
-    port: int,
-    path: str,
-    bodies: Sequence[bytes],
-    per_body: int,
-    n_requests: int,
-    concurrency: int,
-    step: Step,
-    time_cap_s: float,
-) -> None:
+async def _send_asyncio(load: _Load, step: Step) -> None:
     """The client on one event loop: each request is written whole (head and body in one
     write) and its answer read by its Content-Length. The threaded `http.client` client cost
     about 0.34 ms of CPU a request on 2 cores (AMD EPYC), CPU the server under test did not
     get; this one is cheaper (`client CPU` in the table says how much)."""
-    counter = iter(range(n_requests))
-    deadline = time.monotonic() + time_cap_s
+    counter = iter(range(load.n_requests))
+    deadline = time.monotonic() + load.time_cap_s
     heads = [
         (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST {load.path} HTTP/1.1\r\nHost: 127.0.0.1:{load.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         + body
-        for body in bodies
+        for body in load.bodies
     ]
 
     async def connect():
-        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 60)
+        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", load.port), 60)
 
     async def exchange(reader, writer, request: bytes) -> tuple[int, bytes]:
         writer.write(request)
@@ -172,7 +176,7 @@ async def _send_asyncio(
             i = next(counter, None)
             if i is None:
                 break
-            step.sent += per_body
+            step.sent += load.per_body
             t0 = time.perf_counter()
             try:
                 status, data = await asyncio.wait_for(
@@ -181,57 +185,48 @@ async def _send_asyncio(
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                 writer.close()
                 reader, writer = await connect()
-                step.other_errors += per_body
+                step.other_errors += load.per_body
                 continue
             step.latencies_s.append(time.perf_counter() - t0)
-            _acknowledge(step, status, data, per_body)
+            _acknowledge(step, status, data, load.per_body)
         writer.close()
 
-    await asyncio.gather(*(work() for _ in range(concurrency)))
+    await asyncio.gather(*(work() for _ in range(load.concurrency)))
 
 
-def _send_threads(
-    port: int,
-    path: str,
-    bodies: Sequence[bytes],
-    per_body: int,
-    n_requests: int,
-    concurrency: int,
-    step: Step,
-    time_cap_s: float,
-) -> None:
+def _send_threads(load: _Load, step: Step) -> None:
     """`concurrency` threads, each on its own `http.client` connection (the client of the
     first sessions' figures)."""
     lock = threading.Lock()
-    counter = iter(range(n_requests))
-    deadline = time.monotonic() + time_cap_s
+    counter = iter(range(load.n_requests))
+    deadline = time.monotonic() + load.time_cap_s
 
     def work() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=60)
         while time.monotonic() < deadline:
             with lock:
                 i = next(counter, None)
                 if i is None:
                     break
-                step.sent += per_body
+                step.sent += load.per_body
             t0 = time.perf_counter()
             try:
-                conn.request("POST", path, bodies[i % len(bodies)], HEADERS)
+                conn.request("POST", load.path, load.bodies[i % len(load.bodies)], HEADERS)
                 response = conn.getresponse()
                 data = response.read()
             except (OSError, http.client.HTTPException):
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=60)
                 with lock:
-                    step.other_errors += per_body
+                    step.other_errors += load.per_body
                 continue
             elapsed = time.perf_counter() - t0
             with lock:
                 step.latencies_s.append(elapsed)
-                _acknowledge(step, response.status, data, per_body)
+                _acknowledge(step, response.status, data, load.per_body)
         conn.close()
 
-    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    threads = [threading.Thread(target=work) for _ in range(load.concurrency)]
     for t in threads:
         t.start()
     for t in threads:
@@ -280,32 +275,21 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
         pool, max(1, min(5, len(pool) // args.batch_size)), args.batch_size, split=True
     )
     steps: list[Step] = []
+
+    def send(port: int, step: Step, n_requests: int, time_cap_s: float = args.step_seconds):
+        """`n_requests` single applications, or batches for a batch step, at its concurrency."""
+        many = step.kind != "single"
+        path, bodies = ("/predict/batch", batches) if many else ("/predict", singles)
+        per_body = args.batch_size if many else 1
+        c = step.concurrency
+        _send(port, path, bodies, per_body, n_requests, c, step, time_cap_s, args.client)
+
     with server("ours", url, artifacts_dir, workdir, args.workers) as port:
         for c in args.concurrency:
             single = Step(database, "single", c)
-            _send(
-                port,
-                "/predict",
-                singles,
-                1,
-                args.requests,
-                c,
-                single,
-                args.step_seconds,
-                args.client,
-            )
+            send(port, single, args.requests)
             batch = Step(database, f"batch of {args.batch_size}", c)
-            _send(
-                port,
-                "/predict/batch",
-                batches,
-                args.batch_size,
-                args.batch_requests,
-                c,
-                batch,
-                args.step_seconds,
-                args.client,
-            )
+            send(port, batch, args.batch_requests)
             for step in (single, batch):
                 _check_logged(url, step)
                 steps.append(step)
@@ -323,17 +307,7 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
         with server("ours-ungrouped", url, artifacts_dir, workdir) as port:
             for c in args.ungrouped_concurrency:
                 single = Step(database, "single", c, api="ungrouped")
-                _send(
-                    port,
-                    "/predict",
-                    singles,
-                    1,
-                    args.requests,
-                    c,
-                    single,
-                    args.step_seconds,
-                    args.client,
-                )
+                send(port, single, args.requests)
                 _check_logged(url, single)
                 steps.append(single)
                 print("| " + " | ".join(map(str, _row(single))) + " |", file=sys.stderr)
@@ -341,9 +315,7 @@ def run_database(database: str, url: str, artifacts_dir: Path, pool, workdir: Pa
         with server("naive", url, artifacts_dir, workdir, args.workers) as port:
             for c in args.naive_concurrency:
                 single = Step(database, "single", c, api="naive")
-                _send(
-                    port, "/predict", singles, 1, args.naive_requests, c, single, 60.0, args.client
-                )
+                send(port, single, args.naive_requests, 60.0)
                 _check_logged(url, single, NAIVE_TABLE)
                 steps.append(single)
                 print("| " + " | ".join(map(str, _row(single))) + " |", file=sys.stderr)
