@@ -28,7 +28,11 @@ SERVER = (
 )
 
 
-def _start(url: str, artifacts_dir, tmp_path, workers: int) -> tuple[subprocess.Popen, str]:
+def _start(
+    url: str, artifacts_dir, tmp_path, workers: int, output=None
+) -> tuple[subprocess.Popen, str]:
+    """The server, its output piped (to read at the end: a few hundred log lines at most fill
+    the pipe and stop the server) or written to the open file `output`."""
     port = free_port()
     env = {
         **os.environ,
@@ -40,7 +44,7 @@ def _start(url: str, artifacts_dir, tmp_path, workers: int) -> tuple[subprocess.
     proc = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port), str(workers)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output or subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -48,7 +52,7 @@ def _start(url: str, artifacts_dir, tmp_path, workers: int) -> tuple[subprocess.
 
     def healthy() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read()}")
+            raise AssertionError(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
         try:
             return httpx.get(f"{base}/health", timeout=2).status_code == 200
         except httpx.HTTPError:

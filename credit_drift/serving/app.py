@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from credit_drift.serving import metrics
+from credit_drift.serving.balance import balancer_from_env
 from credit_drift.serving.config import ServingConfig
 from credit_drift.serving.errors import add_error_handlers
 from credit_drift.serving.middleware import RequestLogMiddleware
@@ -79,6 +80,8 @@ async def lifespan(app: FastAPI):
     await run_in_threadpool(writer.close, service.config.shutdown_flush_seconds)
     service.group_commit.close()
     service.gate.close()
+    if app.state.balancer is not None:
+        app.state.balancer.close()
 
 
 def create_app(
@@ -122,7 +125,11 @@ def create_app(
     app.state.service = service
     app.state.api_log_writer = writer
     app.state.settings = settings
-    app.add_middleware(RequestLogMiddleware, writer=writer, logger=logger)
+    # Several workers started by `run_server`: keep-alive connections spread evenly.
+    app.state.balancer = balancer_from_env()
+    app.add_middleware(
+        RequestLogMiddleware, writer=writer, logger=logger, balancer=app.state.balancer
+    )
     # Added last, so outermost: /metrics is answered before the request log sees it.
     metrics.instrument(app, service, writer)
     add_error_handlers(app)

@@ -7,6 +7,7 @@ import time
 import traceback
 import uuid
 
+from credit_drift.serving.balance import ConnectionBalancer
 from credit_drift.serving.errors import error_response
 from credit_drift.serving.request_log import ApiLogWriter, clean_row, log_json
 from credit_drift.storage.api_logs import ApiLogRow
@@ -15,12 +16,20 @@ from credit_drift.storage.api_logs import ApiLogRow
 class RequestLogMiddleware:
     """Pure ASGI middleware: a request id for every request, then one JSON line and one
     `api_logs` row with the final status, latency and error (also for 401/404/413/422/503
-    and unexpected errors, which it turns into a JSON 500 answer)."""
+    and unexpected errors, which it turns into a JSON 500 answer). With a `balancer` (several
+    workers), an answer may also carry `Connection: close` (`serving.balance`)."""
 
-    def __init__(self, app, writer: ApiLogWriter, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        app,
+        writer: ApiLogWriter,
+        logger: logging.Logger,
+        balancer: ConnectionBalancer | None = None,
+    ) -> None:
         self.app = app
         self.writer = writer
         self.logger = logger
+        self.balancer = balancer
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -50,6 +59,9 @@ class RequestLogMiddleware:
                 started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                client = scope.get("client")
+                if self.balancer is not None and client and self.balancer.should_close(client):
+                    headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Logged before the last byte leaves: a client that has its answer can count

@@ -6,8 +6,12 @@ environment in each worker process: the settings the API uses are exported to th
 first, so every worker sees the same configuration as the caller.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
+from credit_drift.serving.balance import WORKER_DIR_ENV
 from credit_drift.settings import Settings
 
 FACTORY = "credit_drift.serving.app:app_from_env"
@@ -64,4 +68,8 @@ def run_server(
     from credit_drift.serving.metrics import prepare_multiprocess_dir
 
     prepare_multiprocess_dir(workers)
+    # Where the workers publish their connection counts (serving.balance).
+    worker_dir = tempfile.mkdtemp(prefix="credit-drift-workers-")
+    atexit.register(shutil.rmtree, worker_dir, True)
+    os.environ[WORKER_DIR_ENV] = worker_dir
     uvicorn.run(FACTORY, factory=True, workers=workers, **common)
