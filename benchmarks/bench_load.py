@@ -78,6 +78,7 @@ class Step:
     duplicated: int = 0
     wall_s: float = 0.0
     client_cpu_s: float = 0.0  # the load client's own CPU time (user + system) in the step
+    reconnects: int = 0  # connections the server ended with `Connection: close`
 
     def percentile(self, q: float) -> float:
         if not self.latencies_s:
@@ -159,16 +160,22 @@ async def _send_asyncio(load: _Load, step: Step) -> None:
     async def connect():
         return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", load.port), 60)
 
-    async def exchange(reader, writer, request: bytes) -> tuple[int, bytes]:
+    async def exchange(reader, writer, request: bytes) -> tuple[int, bytes, bool]:
+        """Status, body, and whether the server ends the connection (`Connection: close`,
+        which a server of several workers sends to even out its connections)."""
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
+        close = False
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
-        return status, await reader.readexactly(length)
+            elif name == b"connection":
+                close = b"close" in value.lower()
+        return status, await reader.readexactly(length), close
 
     async def work() -> None:
         reader, writer = await connect()
@@ -179,7 +186,7 @@ async def _send_asyncio(load: _Load, step: Step) -> None:
             step.sent += load.per_body
             t0 = time.perf_counter()
             try:
-                status, data = await asyncio.wait_for(
+                status, data, close = await asyncio.wait_for(
                     exchange(reader, writer, heads[i % len(heads)]), 60
                 )
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
@@ -189,6 +196,10 @@ async def _send_asyncio(load: _Load, step: Step) -> None:
                 continue
             step.latencies_s.append(time.perf_counter() - t0)
             _acknowledge(step, status, data, load.per_body)
+            if close:
+                writer.close()
+                reader, writer = await connect()
+                step.reconnects += 1
         writer.close()
 
     await asyncio.gather(*(work() for _ in range(load.concurrency)))
@@ -224,6 +235,8 @@ def _send_threads(load: _Load, step: Step) -> None:
             with lock:
                 step.latencies_s.append(elapsed)
                 _acknowledge(step, response.status, data, load.per_body)
+                # http.client reopens the connection for the next request by itself.
+                step.reconnects += response.will_close
         conn.close()
 
     threads = [threading.Thread(target=work) for _ in range(load.concurrency)]
@@ -377,6 +390,7 @@ def _row(s: Step) -> list:
         f"{s.percentile(0.99):.1f}",
         f"{s.acknowledged / s.wall_s:,.0f}" if s.wall_s else "",
         f"{s.client_cpu_s * 1000 / max(1, len(s.latencies_s)):.3f}",
+        s.reconnects,
     ]
 
 
@@ -397,6 +411,7 @@ HEADER = [
     "p99 ms",
     "pred/s",
     "client CPU ms/request",
+    "reconnects",
 ]
 
 
