@@ -49,8 +49,10 @@ class Connection:
         self.reader = self.writer = None
 
     async def send(self, request: bytes) -> tuple[int, bool]:
-        """(status, told to close); status 0 when the connection failed (then reopened)."""
-        if self.writer is None:
+        """(status, told to close); status 0 when the connection failed (then reopened). A
+        connection the server has closed meanwhile (its idle timeout, 5 s, passes while the
+        new worker starts) is reopened first, as HTTP clients check before reusing one."""
+        if self.writer is None or self.reader.at_eof():
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         try:
             self.writer.write(request)
