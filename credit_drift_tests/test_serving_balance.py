@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -171,7 +172,7 @@ def _spread(proc, base: str, pool, postgres_url: str) -> None:
         assert len(workers) == 2
         time.sleep(1.0)  # the start-up's /health rows flushed: no worker mid-write
 
-        async def load() -> tuple[list[list[int]], list[int], int]:
+        async def load() -> tuple[list[list[int]], list[int], int, int]:
             connections = [_Connection(port, request) for _ in range(32)]
             statuses: list[int] = []
             closes = 0
@@ -204,15 +205,23 @@ def _spread(proc, base: str, pool, postgres_url: str) -> None:
             for _ in range(20):
                 await round_()
             splits.append(_held(workers, port))
-            return splits, statuses, closes - before
+            return splits, statuses, closes - before, closes
 
-        splits, statuses, late_closes = asyncio.run(load())
+        splits, statuses, late_closes, closes = asyncio.run(load())
         assert splits[0] == [32, 0]
         assert _even(splits[-1]), splits
         assert late_closes <= 3, (late_closes, splits)
         # Nothing refused or lost on the way: every request answered and logged.
         assert statuses == [200] * len(statuses)
         assert count(postgres_url, "predictions") == len(statuses)
+        # Every connection ended is counted in /metrics (summed over the workers).
+        scrape = httpx.get(f"{base}/metrics", headers={"X-API-Key": API_KEY}, timeout=10).text
+        counted = [
+            float(line.split()[-1])
+            for line in scrape.splitlines()
+            if line.startswith("credit_drift_connections_rebalanced_total")
+        ]
+        assert closes > 0 and counted == [closes]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

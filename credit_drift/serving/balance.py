@@ -3,9 +3,9 @@
 uvicorn's workers accept from one shared socket, and a connection stays with the worker that
 accepted it for as long as the client keeps it alive. Which worker accepts is a race the kernel
 settles, so a client pool that opens its connections in a burst often lands most of them on one
-worker (measured at concurrency 32 with 2 workers: splits of 24/8 and 25/7 were common), and
-that worker's requests wait about three times as long as the other's; the same happens to every
-connection opened before a worker restarts.
+worker (32 connections on 2 workers, 2026-12-04: splits of 24/8 and 26/1 seen, the fuller
+worker's median latency 2.3-2.9x the other's), and every connection reopened while a worker
+restarts lands on the others and stays there (32/0 after a restart, `bench_balance.py`).
 
 Each worker counts the client connections it has served in the last `window_s` and publishes
 that count in a small shared file (one per worker, in the directory `run_server` names in
@@ -79,7 +79,7 @@ class ConnectionBalancer:
         self._next_shed = 0.0
         self._started = 0.0  # when this worker served its first request
         self._excess = 0
-        self.closed = 0  # connections this worker asked to close (for the tests and /metrics)
+        self.closed = 0  # connections this worker asked to close
 
     def close(self) -> None:
         for m in self._peers.values():

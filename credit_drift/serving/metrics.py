@@ -62,6 +62,7 @@ class ApiMetrics:
     queue_rows: Gauge
     dropped_rows: Counter
     rejected_rows: Counter
+    rebalanced: Counter
 
 
 @functools.cache
@@ -109,6 +110,11 @@ def api_metrics() -> ApiMetrics:
             "credit_drift_api_logs_rejected_total",
             "api_logs rows the database refused in every form tried (dropped; the JSON log "
             "line still has them).",
+        ),
+        rebalanced=Counter(
+            "credit_drift_connections_rebalanced_total",
+            "Keep-alive connections a worker ended (Connection: close) to even out the "
+            "workers' connections (serving.balance).",
         ),
     )
 

@@ -9,6 +9,7 @@ import uuid
 
 from credit_drift.serving.balance import ConnectionBalancer
 from credit_drift.serving.errors import error_response
+from credit_drift.serving.metrics import api_metrics
 from credit_drift.serving.request_log import ApiLogWriter, clean_row, log_json
 from credit_drift.storage.api_logs import ApiLogRow
 
@@ -62,6 +63,7 @@ class RequestLogMiddleware:
                 client = scope.get("client")
                 if self.balancer is not None and client and self.balancer.should_close(client):
                     headers.append((b"connection", b"close"))
+                    api_metrics().rebalanced.inc()
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Logged before the last byte leaves: a client that has its answer can count
