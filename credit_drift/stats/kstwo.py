@@ -150,6 +150,39 @@ def _dd_add_d(hi, lo, b):
 
 # == Smirnov's one-sided sum ===================================================================
 @njit(cache=True)
+def _dd_range_product(m, count, his, los):
+    """m (m+1) ... (m+count-1) as a double-double (count <= 32, m + count <= 2^26): products of
+    two integers (exact), of two such (exact as a double-double), then a balanced tree of
+    double-double products, so the chain of dependent steps is 3 deep instead of `count`.
+    `his` and `los` hold at least count / 4 + 1 values (scratch)."""
+    k = 0
+    i = 0
+    while i + 3 < count:
+        a = float(m + i) * float(m + i + 1)
+        b = float(m + i + 2) * float(m + i + 3)
+        his[k], los[k] = _two_prod(a, b)
+        k += 1
+        i += 4
+    if i < count:
+        rh, rl = 1.0, 0.0
+        while i < count:
+            rh, rl = _dd_mul_int(rh, rl, float(m + i))
+            i += 1
+        his[k], los[k] = rh, rl
+        k += 1
+    while k > 1:
+        half = k // 2
+        for j in range(half):
+            his[j], los[j] = _dd_mul_dd(his[j], los[j], his[j + half], los[j + half])
+        if k % 2:
+            his[half], los[half] = his[k - 1], los[k - 1]
+            k = half + 1
+        else:
+            k = half
+    return his[0], los[0]
+
+
+@njit(cache=True)
 def _pow_scaled(bh, bl, m):
     """(bh + bl)^m for 0 < bh + bl <= 1 as (mantissa, exponent of 2), to a few ulp.
 
@@ -297,6 +330,8 @@ def _smirnov_sf(n, x):
     block = np.empty(_ANCHOR_EVERY)
     powers = np.empty(_ANCHOR_EVERY)
     rational = np.empty(_ANCHOR_EVERY)
+    scratch_hi = np.empty(_ANCHOR_EVERY // 4 + 1)
+    scratch_lo = np.empty(_ANCHOR_EVERY // 4 + 1)
     v0 = 0
     while v0 < n_terms:
         # the block's first term from scratch:
@@ -340,24 +375,22 @@ def _smirnov_sf(n, x):
                 break
         elif v_end - 1 > n // 2:
             break
-        # C(n, v_end) = C(n, v0) * (n - v0) ... (n - v_end + 1) / ((v0 + 1) ... v_end), two
-        # integers at a time (their product is exact: n <= 10^6), so the two products' chains
-        # of dependent double-double steps are half as long
-        for v in range(v0, v_end, 2):
-            if v + 1 < v_end:
-                num_hi, num_lo = _dd_mul_d(num_hi, num_lo, float(n - v) * float(n - v - 1))
-                den_hi, den_lo = _dd_mul_d(den_hi, den_lo, float(v + 1) * float(v + 2))
-            else:
-                num_hi, num_lo = _dd_mul_int(num_hi, num_lo, float(n - v))
-                den_hi, den_lo = _dd_mul_int(den_hi, den_lo, float(v + 1))
-            if num_hi > 2.0**500:
-                num_hi *= 2.0**-500
-                num_lo *= 2.0**-500
-                num_exp += 500
-            if den_hi > 2.0**500:
-                den_hi *= 2.0**-500
-                den_lo *= 2.0**-500
-                den_exp += 500
+        # C(n, v_end) = C(n, v0) * (n - v_end + 1) ... (n - v0) / ((v0 + 1) ... v_end): each
+        # block's product of integers (below 2^640) as a tree (`_dd_range_product`), then one
+        # double-double product; the running products are kept below 2^300 by powers of two
+        count = v_end - v0
+        ph, pl = _dd_range_product(n - v_end + 1, count, scratch_hi, scratch_lo)
+        num_hi, num_lo = _dd_mul_dd(num_hi, num_lo, ph, pl)
+        ph, pl = _dd_range_product(v0 + 1, count, scratch_hi, scratch_lo)
+        den_hi, den_lo = _dd_mul_dd(den_hi, den_lo, ph, pl)
+        while num_hi > 2.0**300:
+            num_hi *= 2.0**-300
+            num_lo *= 2.0**-300
+            num_exp += 300
+        while den_hi > 2.0**300:
+            den_hi *= 2.0**-300
+            den_lo *= 2.0**-300
+            den_exp += 300
         v0 = v_end
     return math.ldexp(s_hi + s_lo, -shift)
 
