@@ -16,7 +16,9 @@ with `--client threads`) send `--requests` single `POST /predict` requests, then
 - logged: their rows in `predictions` (by the request ids the answers carried);
 - lost: acknowledged applications with no row; duplicated: rows beyond one per request id;
 - 5xx: answers with a server error (503 included); other: transport errors and other statuses;
-- p50 / p95 / p99: client-observed latency per request.
+- p50 / p95 / p99: client-observed latency per request;
+- reconnects: connections the server ended with `Connection: close` (a server of several
+  workers does, to even out its connections; the client then opens a new one).
 
 After the last step the server's `api_logs` must hold one row per request sent (checked, and
 printed).

@@ -48,8 +48,8 @@ def _pair(tmp_path, peer_pid, clock):
 
 def _serve_round(clock, holders, balancers) -> int:
     """Every connection sends one request to the worker holding it; a connection told to
-    close reopens on the worker that answered fewest in this round (as the idle worker wins
-    the accept race). Returns how many were told to close."""
+    close reopens on the worker holding fewest connections (as the less busy worker most often
+    wins the accept race). Returns how many were told to close."""
     closes = 0
     for conn, worker in list(holders.items()):
         clock.now += 0.001
