@@ -35,7 +35,8 @@ BALANCE_ENV = "CREDIT_DRIFT_BALANCE_CONNECTIONS"
 _SLOT = struct.Struct("<qqdd")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a worker that died leaves its files behind)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +97,7 @@ class ConnectionBalancer:
             if not pid_text.isdigit() or int(pid_text) == self.pid:
                 continue
             pid = int(pid_text)
-            if not _alive(pid):
+            if not pid_alive(pid):
                 path.unlink(missing_ok=True)
                 continue
             present[pid] = path

@@ -43,6 +43,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from credit_drift.serving.balance import pid_alive
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = "/metrics"
 #: How often each worker copies its api_logs queue depth into the gauge.
@@ -148,12 +150,8 @@ def _remove_dead_workers(path: str) -> None:
         pid = Path(name).stem.rsplit("_", 1)[-1]
         if not pid.isdigit():
             continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not pid_alive(int(pid)):
             multiprocess.mark_process_dead(int(pid), path)
-        except PermissionError:  # alive, another user's
-            pass
 
 
 def render() -> tuple[bytes, str]:
