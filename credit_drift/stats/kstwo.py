@@ -14,7 +14,9 @@ same selection runs in one compiled loop over all elements, with each method rep
   term from scratch (two double-double powers, ~1.2 us a term); here the terms come in blocks of
   `_ANCHOR_EVERY`: the first from scratch (double-double bases, libm `pow`), the others each the
   previous one times a ratio of elementary functions (so rounding cannot drift further than a
-  block), a block summed pairwise and added to a double-double total;
+  block; the ratios' exponentials by a polynomial around the block's middle one, the binomial
+  coefficients' integer products in vectorized loops), a block summed pairwise and added to a
+  double-double total: about 5 ns a term;
 * Durbin's matrix method (n*x^1.5 <= 1.4 at large n, n*x^2 <= 0.754693 for n <= 140): the
   matrix power is scipy's code compiled (`_dmtw_power`; its BLAS products may add in another
   order than numpy's); scipy then multiplies by n!/n^n in n steps, switching from float64 to
@@ -31,16 +33,17 @@ same selection runs in one compiled loop over all elements, with each method rep
 Equal to scipy to 1e-12 relative (the tests compare a grid over every branch limit): bit for
 bit outside the support, for n*x >= n - 1 and n*x^2 >= 370 (asserted by the tests); on
 Pelz-Good the operations are scipy's but its exp/cos are numpy's SIMD kernels, whose last bit
-depends on the CPU (bit for bit on an Intel Xeon, within 1.4e-14 on an AMD EPYC); within 5e-13
-on the Smirnov, DMTW and Pomeranz branches, and wherever the p-value is
-subnormal (p < 2.2e-308) both are only as exact as subnormal numbers allow (the tests compare
-those with an absolute tolerance of 1e-320).
+depends on the CPU (bit for bit on an Intel Xeon, within 1.4e-14 on an AMD EPYC); within 5e-14
+on the Smirnov branch (tested), 5e-13 on the DMTW and Pomeranz branches; wherever the p-value
+is subnormal (p < 2.2e-308) both are only as exact as subnormal numbers allow (the tests
+compare those with an absolute tolerance of 1e-320).
 """
 
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from credit_drift.stats.numeric import in_threads
 
@@ -80,9 +83,13 @@ _STIRLING = np.array(
 _CEPHES_MINLOG = -7.451332191019412076235e2
 _SMIRNOV_MAX_COMPUTE_N = 1_000_000
 _EPS = float(np.finfo(np.float64).eps)
-# A term computed by recurrence is recomputed from scratch this often: drift stays below
-# ~_ANCHOR_EVERY * 8 ulp (4e-14) while the recurrence costs a third of a direct term.
-_ANCHOR_EVERY = 32
+# A term computed by recurrence is recomputed from scratch this often (a multiple of 32, see
+# `_binomial_block`): the recurrence's rounding cannot drift further than a block (measured:
+# within 1.3e-14 of scipy over random (n, x), against 3.7e-13 with anchors every 32 terms when
+# the anchors' powers were computed by repeated squaring).
+_ANCHOR_EVERY = 128
+# `_exp_block` uses a polynomial where a block's exponents lie within this of their midpoint.
+_EXP_SPREAD = 2.0**-6
 # How far below the smallest double-double a power may fall before it is split (see _pow_scaled).
 _SPLIT_LOG2 = -900.0
 
@@ -90,7 +97,19 @@ _SPLIT_LOG2 = -900.0
 _DONE, _NEEDS_DMTW, _NEEDS_BRANCH_CHECK, _NEEDS_SCIPY = 0, 1, 2, 3
 
 
-# == double-double arithmetic (Dekker / Knuth; no FMA needed) ==================================
+# == double-double arithmetic (Dekker / Knuth, products with a fused multiply-add) ================
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (LLVM's fma: the CPU's instruction, or libm's exact `fma` where
+    the CPU has none)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return sig, codegen
+
+
 @njit(cache=True, inline="always")
 def _two_sum(a, b):
     s = a + b
@@ -105,18 +124,11 @@ def _quick_two_sum(a, b):
 
 
 @njit(cache=True, inline="always")
-def _split(a):
-    c = 134217729.0 * a
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-@njit(cache=True, inline="always")
 def _two_prod(a, b):
+    # the product and its exact rounding error (the same pair as Dekker's split products,
+    # which were exact for the same inputs, in 2 operations instead of 17)
     p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, _fma(a, b, -p)
 
 
 @njit(cache=True, inline="always")
@@ -135,11 +147,9 @@ def _dd_div_d(hi, lo, b):
 
 
 @njit(cache=True, inline="always")
-def _dd_mul_int(hi, lo, b):
-    # b an integer below 2^26: its product with either half of hi's split is exact
-    p = hi * b
-    ah, al = _split(hi)
-    return _quick_two_sum(p, ((ah * b - p) + al * b) + lo * b)
+def _dd_mul_dd(ah, al, bh, bl):
+    p, e = _two_prod(ah, bh)
+    return _quick_two_sum(p, e + (ah * bl + al * bh))
 
 
 @njit(cache=True, inline="always")
@@ -149,44 +159,45 @@ def _dd_add_d(hi, lo, b):
 
 
 # == Smirnov's one-sided sum ===================================================================
-@njit(cache=True)
-def _dd_range_product(m, count, his, los):
-    """m (m+1) ... (m+count-1) as a double-double (count <= 32, m + count <= 2^26): products of
-    two integers (exact), of two such (exact as a double-double), then a balanced tree of
-    double-double products, so the chain of dependent steps is 3 deep instead of `count`.
-    `his` and `los` hold at least count / 4 + 1 values (scratch)."""
-    k = 0
-    i = 0
-    while i + 3 < count:
-        a = float(m + i) * float(m + i + 1)
-        b = float(m + i + 2) * float(m + i + 3)
+@njit(cache=True, error_model="numpy")
+def _binomial_block(m_num, m_den, his, los):
+    """The products of the `_ANCHOR_EVERY` integers from m_num on and from m_den on (each below
+    2^26), each as `_ANCHOR_EVERY` / 32 double-doubles of 32 integers (below 2^832): at even
+    indices of his/los (at least `_ANCHOR_EVERY` / 2 values, scratch) the first, at odd ones the
+    second. Products of two integers (exact), of two such (exact as a double-double), then a
+    balanced tree of double-double products, one level at a time over both sides: the loops
+    have no branches and the compiler vectorizes them."""
+    quads = _ANCHOR_EVERY // 2
+    for k in range(quads):
+        m = (m_num if k % 2 == 0 else m_den) + 4 * (k // 2)
+        a = float(m) * float(m + 1)
+        b = float(m + 2) * float(m + 3)
         his[k], los[k] = _two_prod(a, b)
-        k += 1
-        i += 4
-    if i < count:
-        rh, rl = 1.0, 0.0
-        while i < count:
-            rh, rl = _dd_mul_int(rh, rl, float(m + i))
-            i += 1
-        his[k], los[k] = rh, rl
-        k += 1
-    while k > 1:
-        half = k // 2
+    half = quads // 2
+    while half >= _ANCHOR_EVERY // 16:  # j and j + half: the same side (half is even)
         for j in range(half):
             his[j], los[j] = _dd_mul_dd(his[j], los[j], his[j + half], los[j + half])
-        if k % 2:
-            his[half], los[half] = his[k - 1], los[k - 1]
-            k = half + 1
-        else:
-            k = half
-    return his[0], los[0]
+        half //= 2
+
+
+@njit(cache=True, inline="always")
+def _dd_times_scaled(hi, lo, ex, bh, bl):
+    """(hi + lo) 2^ex times (bh + bl), the double-double kept below 2^300."""
+    hi, lo = _dd_mul_dd(hi, lo, bh, bl)
+    while hi > 2.0**300:
+        hi *= 2.0**-300
+        lo *= 2.0**-300
+        ex += 300
+    return hi, lo, ex
 
 
 @njit(cache=True)
 def _pow_scaled(bh, bl, m):
     """(bh + bl)^m for 0 < bh + bl <= 1 as (mantissa, exponent of 2), to a few ulp.
 
-    The mantissa's power uses libm's `pow` (under an ulp whatever m): split into chunks that
+    The mantissa's power uses libm's `pow` (under an ulp whatever m; the exponents are passed as
+    floats: numba raises a float to an integer power up to 65,536 by repeated squaring, whose
+    rounding grows with the exponent, ~1e-12 relative at m = 33,333): split into chunks that
     stay above 2^-900, like scipy's `pow2Scaled_D`; the low word enters as (1 + bl/bh)^m."""
     if m == 0:
         return 1.0, 0
@@ -198,7 +209,7 @@ def _pow_scaled(bh, bl, m):
     while True:
         lb = math.log2(base)
         if k * lb > _SPLIT_LOG2 or lb == 0.0:
-            g, eg = math.frexp(math.pow(base, k))
+            g, eg = math.frexp(math.pow(base, float(k)))
             mant, em = math.frexp(mant * g)
             expo += eg + em
             break
@@ -206,10 +217,10 @@ def _pow_scaled(bh, bl, m):
         q = k // chunk
         r = k - q * chunk
         if r:
-            g, eg = math.frexp(math.pow(base, r))
+            g, eg = math.frexp(math.pow(base, float(r)))
             mant, em = math.frexp(mant * g)
             expo += eg + em
-        g, eg = math.frexp(math.pow(base, chunk))
+        g, eg = math.frexp(math.pow(base, float(chunk)))
         expo += eg * q
         base = g
         k = q
@@ -251,7 +262,7 @@ def _log1p_series(y):
 
 @njit(cache=True, inline="always")
 def _pairwise(values, count):
-    """Sum of values[:count] (count <= 32), pairwise: rounding grows with log2(count)."""
+    """Sum of values[:count], pairwise: rounding grows with log2(count)."""
     width = count
     while width > 1:
         half = width // 2
@@ -282,6 +293,49 @@ def _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo, series
         else:
             powers[t] = (u - 1) * _log1p_small(1.0 / p_u) + (n - u) * _log1p_small(-1.0 / q_u)
         rational[t] = ((n - u) / (u + 1)) * ((p_u + 1.0) / q_v)
+
+
+@njit(cache=True, error_model="numpy")
+def _exp_poly(values, count, c):
+    # exp(values[t] - c) by its Taylor polynomial to degree 7 (|values[t] - c| <= 2^-6: the
+    # rest below 2^-63); no branch or call, vectorized
+    for t in range(count):
+        d = values[t] - c
+        values[t] = 1.0 + d * (
+            1.0
+            + d
+            * (
+                0.5
+                + d
+                * (
+                    1.0 / 6.0
+                    + d * (1.0 / 24.0 + d * (1.0 / 120.0 + d * (1.0 / 720.0 + d * (1.0 / 5040.0))))
+                )
+            )
+        )
+
+
+@njit(cache=True)
+def _exp_block(values, count):
+    """values[:count] replaced by their exponentials: where they lie within `_EXP_SPREAD` of
+    their midpoint c (a block of the Smirnov sum's exponents away from its ends), exp(c) times
+    exp(value - c) by a polynomial (within ~2 ulp of libm's exp, vectorized), else libm's exp."""
+    if count == 0:
+        return
+    lo = values[0]
+    hi = values[0]
+    for t in range(count):
+        lo = min(lo, values[t])
+        hi = max(hi, values[t])
+    c = 0.5 * (lo + hi)
+    if not (hi - c <= _EXP_SPREAD and c - lo <= _EXP_SPREAD):  # also when NaN
+        for t in range(count):
+            values[t] = math.exp(values[t])
+        return
+    scale = math.exp(c)
+    _exp_poly(values, count, c)
+    for t in range(count):
+        values[t] *= scale
 
 
 @njit(cache=True)
@@ -330,8 +384,8 @@ def _smirnov_sf(n, x):
     block = np.empty(_ANCHOR_EVERY)
     powers = np.empty(_ANCHOR_EVERY)
     rational = np.empty(_ANCHOR_EVERY)
-    scratch_hi = np.empty(_ANCHOR_EVERY // 4 + 1)
-    scratch_lo = np.empty(_ANCHOR_EVERY // 4 + 1)
+    scratch_hi = np.empty(_ANCHOR_EVERY // 2)
+    scratch_lo = np.empty(_ANCHOR_EVERY // 2)
     v0 = 0
     while v0 < n_terms:
         # the block's first term from scratch:
@@ -361,8 +415,7 @@ def _smirnov_sf(n, x):
         series = p_first >= _SERIES_MIN and q_last >= _SERIES_MIN
         count = v_end - v0 - 1
         _recurrence_factors(powers, rational, v0, count, n, nxfl, a_hi, a_lo, series)
-        for t in range(count):
-            powers[t] = math.exp(powers[t])
+        _exp_block(powers, count)
         for t in range(count):
             term *= rational[t] * powers[t]
             block[t + 1] = term
@@ -375,22 +428,18 @@ def _smirnov_sf(n, x):
                 break
         elif v_end - 1 > n // 2:
             break
-        # C(n, v_end) = C(n, v0) * (n - v_end + 1) ... (n - v0) / ((v0 + 1) ... v_end): each
-        # block's product of integers (below 2^640) as a tree (`_dd_range_product`), then one
-        # double-double product; the running products are kept below 2^300 by powers of two
-        count = v_end - v0
-        ph, pl = _dd_range_product(n - v_end + 1, count, scratch_hi, scratch_lo)
-        num_hi, num_lo = _dd_mul_dd(num_hi, num_lo, ph, pl)
-        ph, pl = _dd_range_product(v0 + 1, count, scratch_hi, scratch_lo)
-        den_hi, den_lo = _dd_mul_dd(den_hi, den_lo, ph, pl)
-        while num_hi > 2.0**300:
-            num_hi *= 2.0**-300
-            num_lo *= 2.0**-300
-            num_exp += 300
-        while den_hi > 2.0**300:
-            den_hi *= 2.0**-300
-            den_lo *= 2.0**-300
-            den_exp += 300
+        # C(n, v_end) = C(n, v0) * (n - v_end + 1) ... (n - v0) / ((v0 + 1) ... v_end), a whole
+        # block here (v_end - v0 = _ANCHOR_EVERY: only the last block is shorter): the block's
+        # products of integers in pieces of 32 (`_binomial_block`), each then one double-double
+        # product; the running products are kept below 2^300 by powers of two
+        _binomial_block(n - v_end + 1, v0 + 1, scratch_hi, scratch_lo)
+        for c in range(_ANCHOR_EVERY // 32):
+            num_hi, num_lo, num_exp = _dd_times_scaled(
+                num_hi, num_lo, num_exp, scratch_hi[2 * c], scratch_lo[2 * c]
+            )
+            den_hi, den_lo, den_exp = _dd_times_scaled(
+                den_hi, den_lo, den_exp, scratch_hi[2 * c + 1], scratch_lo[2 * c + 1]
+            )
         v0 = v_end
     return math.ldexp(s_hi + s_lo, -shift)
 
@@ -714,12 +763,6 @@ def _dmtw_sf(n, x):
         return 1.0
     s, e = _two_sum(1.0, -hi)
     return _clip(s + (e - lo))
-
-
-@njit(cache=True, inline="always")
-def _dd_mul_dd(ah, al, bh, bl):
-    p, e = _two_prod(ah, bh)
-    return _quick_two_sum(p, e + (ah * bl + al * bh))
 
 
 @njit(cache=True, inline="always")
