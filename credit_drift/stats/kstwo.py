@@ -161,12 +161,14 @@ def _dd_add_d(hi, lo, b):
 # == Smirnov's one-sided sum ===================================================================
 @njit(cache=True, error_model="numpy")
 def _binomial_block(m_num, m_den, his, los):
-    """The products of the `_ANCHOR_EVERY` integers from m_num on and from m_den on (each below
-    2^26), each as `_ANCHOR_EVERY` / 32 double-doubles of 32 integers (below 2^832): at even
-    indices of his/los (at least `_ANCHOR_EVERY` / 2 values, scratch) the first, at odd ones the
-    second. Products of two integers (exact), of two such (exact as a double-double), then a
-    balanced tree of double-double products, one level at a time over both sides: the loops
-    have no branches and the compiler vectorizes them."""
+    """The products of the `_ANCHOR_EVERY` integers from m_num on and from m_den on, each as
+    `_ANCHOR_EVERY` / 32 double-doubles of 32 integers: at even indices of his/los (at least
+    `_ANCHOR_EVERY` / 2 values, scratch) the first, at odd ones the second. The integers are at
+    most n <= `_SMIRNOV_MAX_COMPUTE_N` < 2^20, so a product of 32 is below 2^640 and the sum's
+    running products (kept below 2^300) times one stay finite. Products of two integers
+    (exact), of two such (exact as a double-double), then a balanced tree of double-double
+    products, one level at a time over both sides: the loops have no branches and the compiler
+    vectorizes them."""
     quads = _ANCHOR_EVERY // 2
     for k in range(quads):
         m = (m_num if k % 2 == 0 else m_den) + 4 * (k // 2)
