@@ -508,6 +508,51 @@ def test_api_log_round_trip(engine):
     assert len(read_api_logs(engine, end, end + dt.timedelta(days=1))) == 1
 
 
+def test_api_logs_store_every_value_as_given(engine):
+    """The batch write (a binary COPY on PostgreSQL) keeps text with COPY's own delimiters and
+    escapes, non-ASCII, time stamps in other zones, fractions of a millisecond and the int
+    range's ends exactly, and refuses what the columns refuse, the whole batch."""
+    start, _ = window_bounds_for_day(DAY)
+    paris = dt.timezone(dt.timedelta(hours=1))
+    rows = [
+        ApiLogRow(
+            (start + dt.timedelta(hours=2, microseconds=7)).astimezone(paris),
+            "r\t1",
+            "POST",
+            "/predict\\x",
+            503,
+            0.123456789,
+            error='a "quoted", tab\there\nnewline \\N back\\slash, é ✓',
+            n_items=2**31 - 1,
+            client="::1",
+        ),
+        ApiLogRow(
+            start + dt.timedelta(hours=3), None, "GET", "/health", 200, 0.0, n_items=-(2**31)
+        ),
+    ]
+    assert insert_api_logs(engine, rows) == 2
+    logs = read_api_logs(engine, start, start + dt.timedelta(days=1))
+    assert logs["created_at"].tolist() == [
+        pd.Timestamp(start + dt.timedelta(hours=2, microseconds=7)),
+        pd.Timestamp(start + dt.timedelta(hours=3)),
+    ]
+    assert logs["request_id"].iloc[0] == "r\t1" and pd.isna(logs["request_id"].iloc[1])
+    assert logs["endpoint"].tolist() == ["/predict\\x", "/health"]
+    assert logs["error"].iloc[0] == rows[0].error and pd.isna(logs["error"].iloc[1])
+    assert logs["latency_ms"].tolist() == [0.123456789, 0.0]
+    assert logs["n_items"].tolist() == [2**31 - 1, -(2**31)]
+    assert logs["status_code"].tolist() == [503, 200]
+
+    naive = ApiLogRow(dt.datetime(2026, 1, 1), "n", "GET", "/x", 200, 1.0)
+    with pytest.raises(Exception, match="naive datetime"):
+        insert_api_logs(engine, [rows[1], naive])
+    if engine.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        too_long = ApiLogRow(start, "t", "GET" * 10, "/x", 200, 1.0)  # method: 16 characters
+        with pytest.raises(Exception, match="too long"):
+            insert_api_logs(engine, [rows[1], too_long])
+    assert len(read_api_logs(engine, start, start + dt.timedelta(days=1))) == 2
+
+
 def test_stats_reference_profile_survives_storage(engine):
     """Contract with the stats layer: to_records -> save -> load -> from_records is lossless."""
     reference = pytest.importorskip("credit_drift.stats.reference")
