@@ -449,3 +449,81 @@ def test_single_predictions_answer_alike_on_the_event_loop_and_in_the_thread_poo
         for name in ("loop", "large", "keyed", "pool"):
             row = stored[answers[name, k]["request_id"]]
             assert row.probability == first["probability"] and row.decision == first["decision"]
+
+
+def test_predict_answers_alike_past_the_router_and_through_it(
+    sqlite_url,
+    trained_model,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """`POST /predict` skips FastAPI's router (`routers.predict.PredictFastPath`): every kind
+    of answer it gives is the one the router gives (status, headers, body but its request id
+    and times), and other methods and paths still take the router."""
+    from starlette.routing import Router
+
+    from credit_drift.serving.routers.predict import PredictFastPath
+
+    entered: list[str] = []
+    router_call = Router.__call__
+
+    async def counting(self, scope, receive, send):
+        if scope["type"] == "http":
+            entered.append(f"{scope['method']} {scope['path']}")
+        await router_call(self, scope, receive, send)
+
+    monkeypatch.setattr(Router, "__call__", counting)
+    good = json.dumps(application(trained_model.pool, 0)).encode()
+    missing = application(trained_model.pool, 1)
+    missing.pop("EXT_SOURCE_2")
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        ("POST", "/predict", good, json_type),
+        ("POST", "/predict", b'{"AMT_CREDIT": ', json_type),
+        ("POST", "/predict", json.dumps(missing).encode(), json_type),
+        ("POST", "/predict", b"[1, 2]", json_type),
+        ("POST", "/predict", good, {**json_type, "X-API-Key": "wrong"}),
+        ("POST", "/predict", b"{" + b" " * 60_000 + b"}", json_type),
+        ("POST", "/predict", good, {**json_type, "Idempotency-Key": "key-{fast}"}),
+        ("POST", "/predict", good, json_type),
+        ("GET", "/predict", b"", {}),
+        ("POST", "/predict/", good, json_type),
+    ]
+    answers = {}
+    for fast in (True, False):
+        settings = settings_for(
+            sqlite_url, trained_model.artifacts_dir, tmp_path / str(fast), api_key=API_KEY
+        )
+        config = ServingConfig(max_body_bytes=50_000)
+        app = create_app(settings, trained_model.artifacts, config=config)
+        if not fast:  # before the first request builds the middleware stack
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not PredictFastPath]
+        entered.clear()
+        with live_server(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+            for k, (method, path, body, headers) in enumerate(cases):
+                if k == 1:  # an API key from here on, except where a case sends a wrong one
+                    client.headers["X-API-Key"] = API_KEY
+                headers = {name: value.format(fast=fast) for name, value in headers.items()}
+                response = client.request(method, path, content=body, headers=headers)
+                content = response.json() if response.content else None
+                for volatile in ("request_id", "created_at", "inference_time_ms"):
+                    if isinstance(content, dict):
+                        content.pop(volatile, None)
+                answers[fast, k] = (
+                    response.status_code,
+                    sorted(
+                        (name, value.replace(base, ""))
+                        for name, value in response.headers.items()
+                        if name not in ("x-request-id", "date", "content-length")
+                    ),
+                    content,
+                )
+        routed = list(entered)
+        if fast:
+            assert routed == ["GET /predict", "POST /predict/"], routed
+        else:
+            assert routed.count("POST /predict") == len(cases) - 2
+    statuses = [answers[True, k][0] for k in range(len(cases))]
+    assert statuses == [401, 400, 422, 422, 401, 413, 200, 200, 405, 307], statuses
+    for k in range(len(cases)):
+        assert answers[True, k] == answers[False, k], cases[k][:2]

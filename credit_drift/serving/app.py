@@ -13,7 +13,8 @@ the `/health` probes (and the OpenAPI docs) requires it, as `Authorization: Bear
 
 The endpoints are in `serving.routers` (`predict`, `outcomes`, `health`, `model`) and reach the
 app's state through `serving.dependencies` (`POST /predict`, the hot path, is a plain Starlette
-endpoint that reads it directly: see `routers.predict.predict`); error answers are in
+endpoint that reads it directly, reached past the router: see `routers.predict.predict` and
+`routers.predict.PredictFastPath`); error answers are in
 `serving.errors`, the request-log middleware in `serving.middleware`, the OpenAPI document in
 `serving.openapi`.
 
@@ -127,6 +128,8 @@ def create_app(
     app.state.settings = settings
     # Several workers started by `run_server`: keep-alive connections spread evenly.
     app.state.balancer = balancer_from_env()
+    # Innermost: POST /predict past the router (see `routers.predict.PredictFastPath`).
+    app.add_middleware(predict.PredictFastPath)
     app.add_middleware(
         RequestLogMiddleware, writer=writer, logger=logger, balancer=app.state.balancer
     )
