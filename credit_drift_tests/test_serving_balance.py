@@ -74,6 +74,28 @@ def test_the_fuller_worker_closes_connections_until_the_split_is_even(tmp_path, 
     assert b.closed == 0 and a.closed == sum(closes)
 
 
+def test_a_few_connections_on_one_worker_are_split_too(tmp_path, peer_pid):
+    """Two to four long-lived connections (batches of 1,000) on two workers: a 2/0 or 3/1
+    split is one above a fair share of 1 or 2, and is evened out (with many connections one
+    above is left alone: the 10-against-8 test below)."""
+    for n in (2, 3, 4):
+        clock = Clock()
+        (tmp_path / str(n)).mkdir()
+        a, b = _pair(tmp_path / str(n), peer_pid, clock)
+        holders = {("127.0.0.1", 40_000 + i): 0 for i in range(n)}
+        closes = []
+        for _ in range(100):
+            clock.now += 0.1  # a batch's answer takes about that long
+            closes.append(_serve_round(clock, holders, [a, b]))
+        per_worker = sorted(sum(1 for w in holders.values() if w == i) for i in (0, 1))
+        assert per_worker == [n // 2, n - n // 2], (n, per_worker)
+        # Each worker sees the other's count with a delay, so it may close one more than the
+        # least needed; then nothing.
+        assert sum(closes[-10:]) == 0 and n // 2 <= sum(closes) <= n, (n, closes)
+        a.close()
+        b.close()
+
+
 def test_an_even_split_a_lone_worker_and_an_idle_peer(tmp_path, peer_pid):
     clock = Clock()
     a, b = _pair(tmp_path, peer_pid, clock)
