@@ -11,10 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from credit_drift.storage.predictions.pgcopy import (
-    _NULL_FIELD,
     _PGCOPY_HEADER,
     _PGCOPY_TRAILER,
-    _text_field,
+    _text_or_null,
 )
 from credit_drift.storage.schema import UTCDateTime, api_logs
 from credit_drift.storage.windows import validate_window
@@ -76,10 +75,6 @@ _ROW_HEAD = struct.Struct(">hiq")
 _INT4 = struct.Struct(">ii")  # length 4, value
 _FLOAT8 = struct.Struct(">id")  # length 8, value
 _STAMPS = UTCDateTime()
-
-
-def _text_or_null(value: str | None) -> bytes:
-    return _NULL_FIELD if value is None else _text_field(value)
 
 
 def _copy_api_logs(conn: Connection, rows: Sequence[ApiLogRow]) -> None:

@@ -60,6 +60,10 @@ def _text_field(value: str) -> bytes:
     return struct.pack(">i", len(data)) + data
 
 
+def _text_or_null(value: str | None) -> bytes:
+    return _NULL_FIELD if value is None else _text_field(value)
+
+
 def _copy_chunks(cols: _BulkColumns, version: str, chunk_rows: int) -> Iterator[bytes]:
     n, p = cols.matrix.shape
     fixed_dtype = np.dtype(
@@ -117,8 +121,7 @@ def _copy_chunks(cols: _BulkColumns, version: str, chunk_rows: int) -> Iterator[
             itm = cols.inference_time_ms[i]
             parts.append(_NULL_FIELD if np.isnan(itm) else struct.pack(">id", 8, itm))
             parts.append(source_field)
-            app_id = cols.application_ids[i]
-            parts.append(_NULL_FIELD if app_id is None else _text_field(app_id))
+            parts.append(_text_or_null(cols.application_ids[i]))
         yield b"".join(parts)
     yield _PGCOPY_TRAILER
 
